@@ -1,0 +1,1 @@
+"""HTTP edge of the registry: FastAPI app, schemas, problem+json errors."""

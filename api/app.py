@@ -1,0 +1,40 @@
+"""The app factory: `create_app(settings)` builds an independent app (tests build many)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.middleware import RequestGuard
+from api.routes import health, persons, records, reviews
+from mdm import __version__
+from mdm.config import Settings, get_settings
+from mdm.services.context import Registry
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    owned = registry is None
+    registry = registry or Registry.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            registry.close()
+
+    app = FastAPI(
+        title="mdm",
+        version=__version__,
+        summary="The canonical person registry: one Person GUID per human across CRM, ATS, HRIS.",
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    problems.install(app)
+    for module in (records, persons, reviews, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    return app

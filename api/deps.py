@@ -1,0 +1,43 @@
+"""Dependencies: the registry of the app, and the caller's identity."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.middleware import request_id_var
+from mdm.services.context import Registry
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def get_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The caller, authenticated by its key. Real key management adds scopes per key."""
+    admin_key: str | None = request.app.state.registry.settings.admin_key
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "An API key is required", {"WWW-Authenticate": "Bearer"})
+    if not admin_key or not hmac.compare_digest(
+        credentials.credentials.encode(), admin_key.encode()
+    ):
+        raise HTTPException(401, "The API key is not valid", {"WWW-Authenticate": "Bearer"})
+    return "admin"
+
+
+def get_correlation_id() -> str | None:
+    return request_id_var.get()
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+ActorDep = Annotated[str, Depends(get_actor)]
+CorrelationDep = Annotated[str | None, Depends(get_correlation_id)]

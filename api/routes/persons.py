@@ -1,0 +1,84 @@
+"""Read persons and search them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from api.deps import ActorDep, RegistryDep
+from api.schemas import PersonOut, PersonPage, RecordLinkOut
+from mdm.model.errors import InvalidCursor
+from mdm.services.persons import PersonView, get_person, search_persons
+
+router = APIRouter(prefix="/v1/persons", tags=["persons"])
+
+
+def person_out(view: PersonView) -> PersonOut:
+    return PersonOut(
+        id=view.id,
+        status=view.status,
+        attributes=view.attributes,
+        lineage=view.lineage,
+        records=[
+            RecordLinkOut(
+                source=r.source,
+                source_id=r.source_id,
+                link_source=r.link_source,
+                link_state=r.link_state,
+                score=r.score,
+                rule=r.rule,
+                linked_at=r.linked_at,
+                version=r.version,
+                updated_at=r.updated_at,
+            )
+            for r in view.records
+        ],
+        aliases=list(view.aliases),
+        version=view.version,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+    )
+
+
+@router.get(
+    "/{person_id}",
+    response_model=PersonOut,
+    responses={404: {"description": "Unknown id"}, 410: {"description": "Erased"}},
+)
+def read_person(person_id: UUID, registry: RegistryDep, actor: ActorDep) -> PersonOut:
+    """The golden record, its lineage and linked records. A merged-away id answers with the
+    person it was merged into (whose `aliases` hold the old id)."""
+    return person_out(get_person(registry, person_id))
+
+
+@router.get("", response_model=PersonPage)
+def search(
+    registry: RegistryDep,
+    actor: ActorDep,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    phone: Annotated[str | None, Query(max_length=64)] = None,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> PersonPage:
+    """Persons by exact email, phone (E.164, or national with `country`) or full name."""
+    after = None
+    if cursor:
+        try:
+            after = UUID(cursor)
+        except ValueError:
+            raise InvalidCursor() from None
+    views = search_persons(
+        registry,
+        email=email,
+        phone=phone,
+        name=name,
+        country=country,
+        limit=limit + 1,
+        after=after,
+    )
+    next_cursor = str(views[limit - 1].id) if len(views) > limit else None
+    return PersonPage(items=[person_out(v) for v in views[:limit]], next_cursor=next_cursor)

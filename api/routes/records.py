@@ -1,0 +1,145 @@
+"""Ingest and match records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import ValidationError
+
+from api.deps import ActorDep, CorrelationDep, RegistryDep
+from api.problems import problem, problem_of, validation_errors
+from api.schemas import BatchIn, BatchItem, BatchOut, MatchIn, MatchOut, RecordIn, RecordResult
+from mdm.model.errors import BatchTooLarge
+from mdm.model.record import IncomingRecord
+from mdm.services.ingest import IngestFailure, IngestResult, ingest_many, ingest_one
+from mdm.services.match import match_record
+
+router = APIRouter(prefix="/v1", tags=["records"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid record (problem+json naming each field)"},
+    401: {"description": "Missing or invalid API key"},
+    413: {"description": "Body too large"},
+}
+
+
+def _incoming(body: RecordIn) -> IncomingRecord:
+    return IncomingRecord(
+        source=body.source,
+        source_id=body.source_id,
+        data=body.data,
+        updated_at=body.updated_at,
+        person_id=body.person_id,
+    )
+
+
+def _result(result: IngestResult) -> RecordResult:
+    return RecordResult(
+        source=result.source,
+        source_id=result.source_id,
+        person_id=result.person_id,
+        decision=result.decision,
+        score=result.score,
+        matched_on=list(result.matched_on),
+        review_id=result.review_id,
+        review_ids=list(result.review_ids),
+        warnings=[w.as_dict() for w in result.warnings],
+        explanation=result.explanation,
+    )
+
+
+@router.post(
+    "/records",
+    response_model=RecordResult,
+    status_code=201,
+    responses={200: {"description": "An existing record was updated"}, **_ERRORS},
+)
+def post_record(
+    body: RecordIn,
+    response: Response,
+    registry: RegistryDep,
+    actor: ActorDep,
+    correlation_id: CorrelationDep,
+) -> RecordResult:
+    """Ingest one record: normalise, match, link it to a person and return the decision."""
+    result = ingest_one(registry, _incoming(body), actor=actor, correlation_id=correlation_id)
+    if not result.created:
+        response.status_code = 200
+    return _result(result)
+
+
+@router.post("/records:batch", response_model=BatchOut, responses=_ERRORS)
+def post_batch(
+    body: BatchIn, registry: RegistryDep, actor: ActorDep, correlation_id: CorrelationDep
+) -> BatchOut:
+    """Ingest up to 1,000 records in order, one result per record; a bad record fails alone."""
+    limit = registry.settings.max_batch_records
+    if len(body.records) > limit:
+        raise BatchTooLarge(len(body.records), limit)
+    results: list[BatchItem | None] = [None] * len(body.records)
+    accepted: list[tuple[int, IncomingRecord]] = []
+    for i, raw in enumerate(body.records):
+        try:
+            accepted.append((i, _incoming(RecordIn.model_validate(raw))))
+        except ValidationError as exc:
+            errors = [
+                {"field": f"records.{i}.{e['field']}", "message": e["message"]}
+                for e in validation_errors(exc.errors())
+            ]
+            results[i] = BatchItem(
+                source=raw.get("source") if isinstance(raw.get("source"), str) else None,
+                source_id=raw.get("source_id") if isinstance(raw.get("source_id"), str) else None,
+                error=problem(
+                    422, "The record is not valid", title="Invalid record", errors=errors
+                ),
+            )
+    outcomes = ingest_many(
+        registry, [r for _, r in accepted], actor=actor, correlation_id=correlation_id
+    )
+    for (i, incoming), outcome in zip(accepted, outcomes, strict=True):
+        if isinstance(outcome, IngestFailure):
+            results[i] = BatchItem(
+                source=incoming.source,
+                source_id=incoming.source_id,
+                error=problem_of(outcome.error),
+            )
+        else:
+            r = _result(outcome)
+            results[i] = BatchItem(
+                source=r.source,
+                source_id=r.source_id,
+                person_id=r.person_id,
+                decision=r.decision,
+                score=r.score,
+                matched_on=r.matched_on,
+                review_id=r.review_id,
+                warnings=r.warnings,
+            )
+    return BatchOut(results=[r for r in results if r is not None])
+
+
+@router.post("/match", response_model=MatchOut, responses=_ERRORS)
+def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> MatchOut:
+    """What the registry would decide for this record, with every candidate scored.
+    Writes nothing."""
+    result = match_record(
+        registry,
+        IncomingRecord(
+            source=body.source,
+            source_id=body.source_id or "",
+            data=body.data,
+            person_id=body.person_id,
+        ),
+    )
+    return MatchOut(
+        decision=result.decision,
+        score=result.score,
+        person_id=result.person_id,
+        matched_on=list(result.matched_on),
+        candidates=[
+            {"person_id": c.person_id, "score": c.score, "explanation": c.explanation}
+            for c in result.candidates
+        ],
+        explanation=result.explanation,
+        warnings=[w.as_dict() for w in result.warnings],
+    )

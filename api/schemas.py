@@ -1,0 +1,148 @@
+"""The HTTP contract (DESIGN section 7): pydantic models at the edge only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SOURCE_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldMessage(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldMessage] | None = None
+
+
+class RecordIn(Strict):
+    source: str = Field(pattern=SOURCE_PATTERN, examples=["ats"])
+    source_id: str = Field(min_length=1, max_length=255, examples=["cand-1042"])
+    data: dict[str, Any] = Field(
+        examples=[{"given_name": "Ana", "family_name": "García", "email": "ana@example.com"}]
+    )
+    updated_at: AwareDatetime | None = None
+    person_id: UUID | None = None
+
+
+class RecordResult(BaseModel):
+    source: str
+    source_id: str
+    person_id: UUID
+    decision: Literal["created", "linked", "updated", "review"]
+    score: float
+    matched_on: list[str]
+    review_id: UUID | None = None
+    review_ids: list[UUID] = []
+    warnings: list[FieldMessage] = []
+    explanation: dict[str, Any] = {}
+
+
+class BatchIn(Strict):
+    records: list[dict[str, Any]] = Field(
+        description="Up to 1,000 records shaped like the body of POST /v1/records"
+    )
+
+
+class BatchItem(BaseModel):
+    person_id: UUID | None = None
+    decision: str | None = None
+    score: float | None = None
+    matched_on: list[str] | None = None
+    review_id: UUID | None = None
+    warnings: list[FieldMessage] | None = None
+    source: str | None = None
+    source_id: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItem]
+
+
+class MatchIn(Strict):
+    source: str = Field(default="crm", pattern=SOURCE_PATTERN)
+    source_id: str | None = Field(default=None, min_length=1, max_length=255)
+    data: dict[str, Any]
+    person_id: UUID | None = None
+
+
+class Candidate(BaseModel):
+    person_id: UUID
+    score: float
+    explanation: dict[str, Any]
+
+
+class MatchOut(BaseModel):
+    decision: str
+    score: float
+    person_id: UUID | None
+    matched_on: list[str]
+    candidates: list[Candidate]
+    explanation: dict[str, Any]
+    warnings: list[FieldMessage]
+
+
+class RecordLinkOut(BaseModel):
+    source: str
+    source_id: str
+    link_source: str
+    link_state: str
+    score: float
+    rule: str
+    linked_at: datetime
+    version: int
+    updated_at: datetime | None
+
+
+class PersonOut(BaseModel):
+    id: UUID
+    status: str
+    attributes: dict[str, Any]
+    lineage: dict[str, Any]
+    records: list[RecordLinkOut]
+    aliases: list[UUID]
+    consents: dict[str, Any] = {}
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PersonPage(BaseModel):
+    items: list[PersonOut]
+    next_cursor: str | None
+
+
+class ReviewOut(BaseModel):
+    id: UUID
+    kind: str
+    status: str
+    score: float
+    person_a: UUID
+    person_b: UUID
+    source: str | None
+    explanation: dict[str, Any]
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    decision: str | None
+    note: str | None
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewOut]
+    next_cursor: str | None

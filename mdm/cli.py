@@ -1,0 +1,153 @@
+"""The `mdm` command: thin wrappers over the services."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mdm.config import get_settings
+
+app = typer.Typer(help="mdm: the canonical person registry.", no_args_is_help=True)
+console = Console(stderr=True)
+KEY_FILE = Path(".mdm-admin-key")
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    from mdm.services.context import Registry
+
+    return Registry.from_settings(get_settings())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the latest migration."""
+    from mdm.store.migrate import upgrade
+
+    registry = _registry()
+    try:
+        upgrade(registry.database.engine)
+    finally:
+        registry.close()
+    console.print(f"[green]migrated[/green] {_safe_url(get_settings().database_url)}")
+
+
+@app.command()
+def demo(records: Annotated[int, typer.Option(help="Demo records to generate")] = 400) -> None:
+    """Load the demo data set (does nothing if the registry already holds records)."""
+    from mdm.services.demo import load_demo
+
+    registry = _registry()
+    try:
+        ingested, rejected = load_demo(registry, records=records)
+    finally:
+        registry.close()
+    if ingested or rejected:
+        console.print(f"demo: {ingested} records ingested, {rejected} rejected")
+    else:
+        console.print("demo: the registry already holds records; nothing loaded")
+
+
+@app.command(name="import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    source: Annotated[str, typer.Option("--source", "-s", help="Source system of the records")],
+    rejects: Annotated[Path | None, typer.Option(help="Where rejected lines go")] = None,
+    id_field: Annotated[str, typer.Option(help="Field holding the source's record id")] = (
+        "source_id"
+    ),
+) -> None:
+    """Import a CSV or JSONL file; rejected lines go to a reject file with their reasons."""
+    from mdm.services.importer import import_file
+
+    rejects = rejects or file.with_suffix(file.suffix + ".rejects.jsonl")
+    total = _count_lines(file)
+    registry = _registry()
+    progress = Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    try:
+        with progress:
+            task = progress.add_task("import", total=total)
+            summary = import_file(
+                registry,
+                file,
+                source=source,
+                rejects=rejects,
+                id_field=id_field,
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        registry.close()
+    table = Table(title=f"{file.name}: {summary.lines} lines")
+    table.add_column("decision")
+    table.add_column("records", justify="right")
+    for decision, count in sorted(summary.decisions.items()):
+        table.add_row(decision, str(count))
+    table.add_row("rejected", str(summary.rejected))
+    Console().print(table)
+    if summary.rejected:
+        console.print(f"rejected lines written to {rejects}")
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default MDM_PORT or 8000)")] = None,
+    host: Annotated[str | None, typer.Option(help="Host (default MDM_HOST or 127.0.0.1)")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API (docs at /docs)."""
+    import uvicorn
+
+    settings = get_settings()
+    if not settings.admin_key:
+        os.environ["MDM_ADMIN_KEY"] = _local_admin_key()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _local_admin_key() -> str:
+    """Without MDM_ADMIN_KEY, a key is generated once, shown once, kept in a local file."""
+    if KEY_FILE.exists():
+        console.print(f"admin key: read from {KEY_FILE} (set MDM_ADMIN_KEY to use another)")
+        return KEY_FILE.read_text().strip()
+    key = "mdm_" + secrets.token_urlsafe(32)
+    KEY_FILE.touch(mode=0o600)
+    KEY_FILE.write_text(key + "\n")
+    console.print(f"A new admin key was generated and kept in {KEY_FILE} (shown once):")
+    print(key)
+    return key
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        lines = sum(1 for _ in handle)
+    return max(lines - 1, 0) if path.suffix.lower() == ".csv" else lines
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,41 @@
+"""Settings, built once from the environment (prefix ``MDM_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MDM_", extra="ignore")
+
+    database_url: str = "sqlite:///./mdm.db"
+    admin_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Decision thresholds on the match confidence (DESIGN section 3).
+    auto_merge_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
+    review_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
+    # Exact keys are trusted unless the names clearly disagree (shared mailbox, data error).
+    name_disagreement_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
+    # A blocking key shared by more persons than this is generic (a household address,
+    # a placeholder): it yields no candidates rather than a giant block.
+    max_block_size: int = Field(default=50, ge=1)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_batch_records: int = Field(default=1000, ge=1)
+    # Keyed hash for the national-id blind index; set it in production.
+    blind_index_key: str = "mdm-development-blind-index-key"
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        if self.review_threshold > self.auto_merge_threshold:
+            raise ValueError("MDM_REVIEW_THRESHOLD must not exceed MDM_AUTO_MERGE_THRESHOLD")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,191 @@
+"""Decide: apply the decision policy (DESIGN section 3) to the scored candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from mdm.flow.compare import AGREEING_LEVELS
+from mdm.flow.score import Score
+
+NON_NAME_ATTRIBUTES = ("email", "phone", "birth_date", "national_id", "employee_id")
+MAX_REVIEW_PAIRS = 3
+
+
+class Outcome(StrEnum):
+    LINK = "link"
+    CREATE = "create"
+    REVIEW = "review"
+
+
+class Rule(StrEnum):
+    KNOWN_RECORD = "known_record"
+    PERSON_ID_HINT = "person_id_hint"
+    EXACT_KEY = "exact_key"
+    EXACT_KEY_CONFLICT = "exact_key_conflict"
+    PROBABILISTIC = "probabilistic"
+    NO_CANDIDATE = "no_candidate"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    auto_merge: float = 0.95
+    review: float = 0.70
+    name_disagreement: float = 0.70
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A live person the record might belong to, with the record scored against it."""
+
+    person_id: UUID
+    score: Score
+    # Exact keys the record shares with this person: "person_id", "email", "nid", "emp".
+    exact_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    rule: Rule
+    confidence: float
+    person_id: UUID | None = None  # the person to link to
+    review_with: tuple[UUID, ...] = ()
+    matched_on: tuple[str, ...] = ()
+    guards: tuple[str, ...] = ()
+    best: Candidate | None = None
+    candidates: tuple[Candidate, ...] = field(default=())
+
+    def explanation(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "rule": self.rule.value,
+            "outcome": self.outcome.value,
+            "confidence": round(self.confidence, 6),
+            "matched_on": list(self.matched_on),
+            "guards": list(self.guards),
+        }
+        if self.best is not None:
+            data["model"] = self.best.score.model
+            data["candidate"] = str(self.best.person_id)
+            data["comparisons"] = [c.as_json() for c in self.best.score.comparisons]
+        return data
+
+
+_KEY_ATTRIBUTE = {"email": "email", "nid": "national_id", "emp": "employee_id"}
+
+
+def evidence_conflicts(score: Score) -> list[str]:
+    """Attributes whose disagreement forbids an automatic merge whatever the confidence."""
+    guards = []
+    if score.level("birth_date") == "differs":
+        guards.append("conflicting_birth_date")
+    if score.level("national_id") == "differs":
+        guards.append("conflicting_national_id")
+    return guards
+
+
+def agreeing_attributes(score: Score) -> tuple[str, ...]:
+    return tuple(
+        c.attribute
+        for c in score.comparisons
+        if c.attribute in NON_NAME_ATTRIBUTES and c.level in AGREEING_LEVELS
+    )
+
+
+def decide(candidates: Sequence[Candidate], thresholds: Thresholds) -> Decision:
+    """Link, create or review, with the rule and the guards that led there."""
+    exact = [c for c in candidates if c.exact_keys]
+    if exact:
+        return _decide_exact(exact, thresholds)
+    ranked = sorted(candidates, key=lambda c: c.score.confidence, reverse=True)
+    if not ranked:
+        return Decision(Outcome.CREATE, Rule.NO_CANDIDATE, 0.0)
+    best = ranked[0]
+    confidence = best.score.confidence
+    agreeing = agreeing_attributes(best.score)
+    guards = evidence_conflicts(best.score)
+    if not agreeing:
+        guards.append("name_only")
+    matched_on = (
+        ("name", *agreeing) if best.score.name_similarity >= thresholds.review else agreeing
+    )
+    if confidence >= thresholds.auto_merge and not guards:
+        return Decision(
+            Outcome.LINK,
+            Rule.PROBABILISTIC,
+            confidence,
+            best.person_id,
+            matched_on=matched_on,
+            best=best,
+            candidates=tuple(ranked),
+        )
+    if confidence >= thresholds.review:
+        review_with = tuple(
+            c.person_id
+            for c in ranked[:MAX_REVIEW_PAIRS]
+            if c.score.confidence >= thresholds.review
+        )
+        return Decision(
+            Outcome.REVIEW,
+            Rule.PROBABILISTIC,
+            confidence,
+            review_with=review_with,
+            matched_on=matched_on,
+            guards=tuple(guards),
+            best=best,
+            candidates=tuple(ranked),
+        )
+    return Decision(
+        Outcome.CREATE,
+        Rule.PROBABILISTIC,
+        confidence,
+        matched_on=matched_on,
+        guards=tuple(guards),
+        best=best,
+        candidates=tuple(ranked),
+    )
+
+
+def _decide_exact(exact: list[Candidate], thresholds: Thresholds) -> Decision:
+    exact = sorted(exact, key=lambda c: ("person_id" not in c.exact_keys, -c.score.confidence))
+    best = exact[0]
+    matched_on = tuple(_KEY_ATTRIBUTE.get(k, k) for k in best.exact_keys)
+    if len({c.person_id for c in exact}) > 1 and "person_id" not in best.exact_keys:
+        return Decision(
+            Outcome.REVIEW,
+            Rule.EXACT_KEY_CONFLICT,
+            best.score.confidence,
+            review_with=tuple(c.person_id for c in exact[:MAX_REVIEW_PAIRS]),
+            matched_on=matched_on,
+            guards=("exact_keys_point_to_different_persons",),
+            best=best,
+            candidates=tuple(exact),
+        )
+    rule = Rule.PERSON_ID_HINT if "person_id" in best.exact_keys else Rule.EXACT_KEY
+    guards = evidence_conflicts(best.score)
+    if best.score.name_similarity < thresholds.name_disagreement:
+        guards.append("names_disagree")
+    if guards:
+        # A shared mailbox or a data error: a steward decides, never an automatic merge.
+        return Decision(
+            Outcome.REVIEW,
+            rule,
+            min(best.score.confidence, thresholds.auto_merge - 1e-6),
+            review_with=(best.person_id,),
+            matched_on=matched_on,
+            guards=tuple(guards),
+            best=best,
+            candidates=tuple(exact),
+        )
+    return Decision(
+        Outcome.LINK,
+        rule,
+        1.0,
+        best.person_id,
+        matched_on=matched_on,
+        best=best,
+        candidates=tuple(exact),
+    )

@@ -1,0 +1,73 @@
+"""Errors the domain raises. They carry data, never HTTP status codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """A problem with one input field; `field` is a dotted path such as ``data.email``."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class MdmError(Exception):
+    """Base of every error the registry reports to a caller."""
+
+    title = "Registry error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidRecord(MdmError):
+    title = "Invalid record"
+
+    def __init__(self, errors: list[FieldIssue], detail: str = "The record is not valid") -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class BatchTooLarge(MdmError):
+    title = "Batch too large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"A batch holds at most {limit} records; this one holds {size}")
+        self.errors = [FieldIssue("records", f"at most {limit} records per batch")]
+
+
+class PersonNotFound(MdmError):
+    title = "Person not found"
+
+    def __init__(self, person_id: UUID | str) -> None:
+        super().__init__(f"No person has the id {person_id}")
+        self.person_id = person_id
+
+
+class PersonErased(MdmError):
+    title = "Person erased"
+
+    def __init__(self, person_id: UUID) -> None:
+        super().__init__(f"The person {person_id} was erased")
+        self.person_id = person_id
+
+
+class InvalidCursor(MdmError):
+    title = "Invalid cursor"
+
+    def __init__(self) -> None:
+        super().__init__("The cursor is not one this API issued")
+        self.errors = [FieldIssue("cursor", "not a cursor this API issued")]
+
+
+class ConcurrentUpdate(MdmError):
+    """A unit of work lost a race; the service retries it."""
+
+    title = "Concurrent update"

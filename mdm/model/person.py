@@ -1,0 +1,111 @@
+"""A person and its linked source records, as the registry holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from mdm.model.record import MatchFeatures
+
+
+class PersonStatus(StrEnum):
+    ACTIVE = "active"
+    MERGED = "merged"
+    ERASED = "erased"
+
+
+class LinkSource(StrEnum):
+    AUTO = "AUTO"
+    MANUAL = "MANUAL"
+
+
+class LinkState(StrEnum):
+    """HAPI FHIR MDM's vocabulary: how sure the registry is of a record's link."""
+
+    MATCH = "MATCH"
+    POSSIBLE_MATCH = "POSSIBLE_MATCH"
+    NO_MATCH = "NO_MATCH"
+
+
+@dataclass(slots=True)
+class LinkedRecord:
+    """A source record and its link to a person."""
+
+    id: UUID
+    source: str
+    source_id: str
+    person_id: UUID
+    attributes: dict[str, Any]
+    features: MatchFeatures
+    source_updated_at: datetime | None
+    received_at: datetime
+    version: int
+    link_source: LinkSource
+    link_state: LinkState
+    link_score: float
+    link_rule: str
+    linked_at: datetime
+    explanation: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] | None = None  # loaded only where it is shown
+
+    @property
+    def effective_updated_at(self) -> datetime:
+        return self.source_updated_at or self.received_at
+
+
+@dataclass(slots=True)
+class PersonState:
+    """A person as loaded into a unit of work: mutable while the work is under way."""
+
+    id: UUID
+    status: PersonStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    golden: dict[str, Any]
+    lineage: dict[str, Any]
+    records: list[LinkedRecord]
+    merged_into: UUID | None = None
+    aliases: list[UUID] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    id: UUID
+    kind: str
+    status: str
+    person_a: UUID
+    person_b: UUID
+    score: float
+    explanation: dict[str, Any]
+    created_at: datetime
+    source: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    decision: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: UUID
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    correlation_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    id: UUID
+    type: str
+    person_id: UUID | None
+    payload: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""Use cases: open a unit of work, load, call the flow, save, commit."""

@@ -1,0 +1,315 @@
+"""Ingest: resolve source records to persons (DESIGN section 2 and 3).
+
+normalise -> lock exact keys -> load the working set -> per record: known record, exact
+keys, blocking candidates -> score -> decide -> link / create / review -> golden record,
+audit and outbox, all in one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from mdm.flow.decide import Decision, Outcome, Rule, decide
+from mdm.flow.normalise import normalise
+from mdm.model.errors import BatchTooLarge, FieldIssue, InvalidRecord, MdmError
+from mdm.model.person import LinkedRecord, LinkSource, LinkState, ReviewItem
+from mdm.model.record import IncomingRecord, NormalisedRecord
+from mdm.services.context import Registry
+from mdm.services.retry import run_with_retries
+from mdm.services.working_set import WorkingSet
+
+log = logging.getLogger(__name__)
+
+
+class DecisionName:
+    CREATED = "created"
+    LINKED = "linked"
+    UPDATED = "updated"
+    REVIEW = "review"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    source: str
+    source_id: str
+    person_id: UUID
+    decision: str
+    score: float
+    matched_on: tuple[str, ...]
+    created: bool  # a person or a source record was created
+    review_ids: tuple[UUID, ...] = ()
+    warnings: tuple[FieldIssue, ...] = ()
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def review_id(self) -> UUID | None:
+        return self.review_ids[0] if self.review_ids else None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFailure:
+    index: int
+    error: MdmError
+
+
+def ingest_one(
+    registry: Registry, record: IncomingRecord, *, actor: str, correlation_id: str | None = None
+) -> IngestResult:
+    """Ingest one record; raise `InvalidRecord` if it cannot be accepted."""
+    (outcome,) = ingest_many(registry, [record], actor=actor, correlation_id=correlation_id)
+    if isinstance(outcome, IngestFailure):
+        raise outcome.error
+    return outcome
+
+
+def ingest_many(
+    registry: Registry,
+    records: Sequence[IncomingRecord],
+    *,
+    actor: str,
+    correlation_id: str | None = None,
+) -> list[IngestResult | IngestFailure]:
+    """Ingest records in order, in one transaction; a bad record fails alone."""
+    limit = registry.settings.max_batch_records
+    if len(records) > limit:
+        raise BatchTooLarge(len(records), limit)
+    outcomes: list[IngestResult | IngestFailure | None] = [None] * len(records)
+    valid: list[tuple[int, NormalisedRecord]] = []
+    for i, incoming in enumerate(records):
+        try:
+            valid.append(
+                (i, normalise(incoming, blind_index_key=registry.settings.blind_index_key))
+            )
+        except InvalidRecord as exc:
+            outcomes[i] = IngestFailure(i, exc)
+
+    def attempt() -> list[tuple[int, IngestResult | IngestFailure]]:
+        with registry.database.uow() as uow:
+            now = datetime.now(UTC)
+            ws = WorkingSet(
+                uow.registry, registry.scorer, now=now, block_cap=registry.settings.max_block_size
+            )
+            ws.load([n for _, n in valid])
+            done: list[tuple[int, IngestResult | IngestFailure]] = []
+            for i, n in valid:
+                try:
+                    done.append((i, _resolve(registry, ws, n, actor, correlation_id)))
+                except InvalidRecord as exc:
+                    done.append((i, IngestFailure(i, exc)))
+            ws.flush(actor=actor, correlation_id=correlation_id)
+            for i, outcome in done:
+                if isinstance(outcome, IngestFailure):
+                    _keep_rejected(uow.registry, records[i], outcome.error, correlation_id, now)
+            for i, earlier in enumerate(outcomes):
+                if isinstance(earlier, IngestFailure):
+                    _keep_rejected(uow.registry, records[i], earlier.error, correlation_id, now)
+            uow.commit()
+            return done
+
+    for i, outcome in run_with_retries(attempt):
+        outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
+
+
+def _keep_rejected(
+    repo: Any, record: IncomingRecord, error: MdmError, correlation_id: str | None, now: datetime
+) -> None:
+    errors = [e.as_dict() for e in getattr(error, "errors", [])]
+    repo.insert_rejection(
+        id=uuid.uuid4(),
+        source=record.source,
+        source_id=record.source_id,
+        raw={"source": record.source, "source_id": record.source_id, "data": dict(record.data)},
+        errors=errors,
+        correlation_id=correlation_id,
+        created_at=now,
+    )
+
+
+def _resolve(
+    registry: Registry,
+    ws: WorkingSet,
+    record: NormalisedRecord,
+    actor: str,
+    correlation_id: str | None,
+) -> IngestResult:
+    known = ws.records.get((record.source, record.source_id))
+    if known is not None:
+        return _update_known(ws, record, known, actor, correlation_id)
+
+    hinted = None
+    if record.incoming.person_id is not None:
+        hinted = ws.live(record.incoming.person_id)
+        if hinted is None:
+            raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
+    decision = decide(ws.candidates(record, hinted), registry.thresholds)
+    explanation = decision.explanation()
+    linked_record = _new_record(ws, record, decision, explanation)
+
+    if decision.outcome == Outcome.LINK:
+        assert decision.person_id is not None
+        person = ws.persons[decision.person_id]
+        linked_record.person_id = person.id
+        ws.add_record(person, linked_record)
+        result_decision = DecisionName.LINKED
+    else:
+        person = ws.new_person()
+        linked_record.person_id = person.id
+        ws.add_record(person, linked_record)
+        result_decision = DecisionName.CREATED
+
+    review_ids: list[UUID] = []
+    if decision.outcome == Outcome.REVIEW:
+        result_decision = DecisionName.REVIEW
+        for other in decision.review_with:
+            item = ReviewItem(
+                id=uuid.uuid4(),
+                kind="match",
+                status="open",
+                person_a=other,
+                person_b=person.id,
+                score=_score_with(decision, other),
+                explanation=explanation,
+                created_at=ws.now,
+                source=record.source,
+            )
+            ws.reviews.append(item)
+            ws.review_event(actor, correlation_id, item)
+            review_ids.append(item.id)
+
+    ws.record_event(
+        actor,
+        correlation_id,
+        "record.linked",
+        linked_record,
+        {
+            "decision": result_decision,
+            "score": round(decision.confidence, 6),
+            "rule": decision.rule.value,
+        },
+    )
+    return IngestResult(
+        source=record.source,
+        source_id=record.source_id,
+        person_id=person.id,
+        decision=result_decision,
+        score=round(decision.confidence, 6),
+        matched_on=decision.matched_on if decision.outcome != Outcome.CREATE else (),
+        created=True,
+        review_ids=tuple(review_ids),
+        warnings=record.warnings,
+        explanation=explanation,
+    )
+
+
+def _score_with(decision: Decision, person_id: UUID) -> float:
+    for c in decision.candidates:
+        if c.person_id == person_id:
+            return round(c.score.confidence, 6)
+    return round(decision.confidence, 6)
+
+
+def _new_record(
+    ws: WorkingSet, record: NormalisedRecord, decision: Decision, explanation: dict[str, Any]
+) -> LinkedRecord:
+    state = {
+        Outcome.LINK: LinkState.MATCH,
+        Outcome.REVIEW: LinkState.POSSIBLE_MATCH,
+        Outcome.CREATE: LinkState.NO_MATCH,
+    }[decision.outcome]
+    manual = decision.rule == Rule.PERSON_ID_HINT and decision.outcome == Outcome.LINK
+    return LinkedRecord(
+        id=uuid.uuid4(),
+        source=record.source,
+        source_id=record.source_id,
+        person_id=uuid.UUID(int=0),
+        attributes=record.attributes,
+        features=record.features,
+        source_updated_at=record.incoming.updated_at,
+        received_at=ws.now,
+        version=1,
+        link_source=LinkSource.MANUAL if manual else LinkSource.AUTO,
+        link_state=state,
+        link_score=round(decision.confidence, 6),
+        link_rule=decision.rule.value,
+        linked_at=ws.now,
+        explanation=explanation,
+        raw=_raw(record.incoming),
+    )
+
+
+def _raw(incoming: IncomingRecord) -> dict[str, Any]:
+    raw: dict[str, Any] = {"data": dict(incoming.data)}
+    if incoming.updated_at is not None:
+        raw["updated_at"] = incoming.updated_at.isoformat()
+    if incoming.person_id is not None:
+        raw["person_id"] = str(incoming.person_id)
+    return raw
+
+
+def _update_known(
+    ws: WorkingSet,
+    record: NormalisedRecord,
+    known: LinkedRecord,
+    actor: str,
+    correlation_id: str | None,
+) -> IngestResult:
+    person = ws.live(known.person_id)
+    assert person is not None, "a live record is linked to a live person"
+    warnings = list(record.warnings)
+    incoming_at = record.incoming.updated_at
+    if (
+        incoming_at is not None
+        and known.source_updated_at
+        and incoming_at < known.source_updated_at
+    ):
+        warnings.append(
+            FieldIssue("updated_at", "older than the stored version of this record; not applied")
+        )
+    else:
+        updated = LinkedRecord(
+            id=known.id,
+            source=known.source,
+            source_id=known.source_id,
+            person_id=person.id,
+            attributes=record.attributes,
+            features=record.features,
+            source_updated_at=incoming_at or known.source_updated_at,
+            received_at=ws.now,
+            version=known.version + 1,
+            link_source=known.link_source,
+            link_state=known.link_state,
+            link_score=known.link_score,
+            link_rule=known.link_rule,
+            linked_at=known.linked_at,
+            explanation=known.explanation,
+            raw=_raw(record.incoming),
+        )
+        ws.replace_record(person, updated)
+        ws.record_event(
+            actor,
+            correlation_id,
+            "record.updated",
+            updated,
+            {
+                "decision": DecisionName.UPDATED,
+                "version": updated.version,
+            },
+        )
+    return IngestResult(
+        source=record.source,
+        source_id=record.source_id,
+        person_id=person.id,
+        decision=DecisionName.UPDATED,
+        score=known.link_score,
+        matched_on=("source_id",),
+        created=False,
+        warnings=tuple(warnings),
+        explanation={"rule": Rule.KNOWN_RECORD.value},
+    )

@@ -1,0 +1,90 @@
+"""Match: what the registry would decide for a record, without writing anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from mdm.flow.decide import Outcome, decide
+from mdm.flow.normalise import normalise
+from mdm.model.errors import FieldIssue, InvalidRecord
+from mdm.model.record import IncomingRecord
+from mdm.services.context import Registry
+from mdm.services.working_set import WorkingSet
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredCandidate:
+    person_id: UUID
+    score: float
+    explanation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    decision: str  # linked | created | review: what an ingest would do now
+    score: float
+    person_id: UUID | None
+    matched_on: tuple[str, ...]
+    candidates: tuple[ScoredCandidate, ...]
+    explanation: dict[str, Any]
+    warnings: tuple[FieldIssue, ...]
+
+
+_DECISION = {Outcome.LINK: "linked", Outcome.CREATE: "created", Outcome.REVIEW: "review"}
+
+
+def match_record(registry: Registry, record: IncomingRecord, *, limit: int = 10) -> MatchResult:
+    """Score a record against the registry and say what would happen. Writes nothing."""
+    normalised = normalise(record, blind_index_key=registry.settings.blind_index_key)
+    with registry.database.uow() as uow:
+        ws = WorkingSet(
+            uow.registry,
+            registry.scorer,
+            now=datetime.now(UTC),
+            block_cap=registry.settings.max_block_size,
+        )
+        ws.load([normalised], lock=False)
+        known = ws.records.get((record.source, record.source_id))
+        hinted = None
+        if record.person_id is not None:
+            hinted = ws.live(record.person_id)
+            if hinted is None:
+                raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
+        candidates = ws.candidates(normalised, hinted)
+    decision = decide(candidates, registry.thresholds)
+    ranked = sorted(candidates, key=lambda c: c.score.confidence, reverse=True)[:limit]
+    scored = tuple(
+        ScoredCandidate(
+            person_id=c.person_id,
+            score=round(c.score.confidence, 6),
+            explanation={
+                "model": c.score.model,
+                "exact_keys": list(c.exact_keys),
+                "name_similarity": round(c.score.name_similarity, 6),
+                "comparisons": [x.as_json() for x in c.score.comparisons],
+            },
+        )
+        for c in ranked
+    )
+    if known is not None:
+        return MatchResult(
+            "updated",
+            known.link_score,
+            known.person_id,
+            ("source_id",),
+            scored,
+            {"rule": "known_record"},
+            normalised.warnings,
+        )
+    return MatchResult(
+        decision=_DECISION[decision.outcome],
+        score=round(decision.confidence, 6),
+        person_id=decision.person_id,
+        matched_on=decision.matched_on,
+        candidates=scored,
+        explanation=decision.explanation(),
+        warnings=normalised.warnings,
+    )

@@ -1,0 +1,121 @@
+"""Read persons: by id (following merges), and search by email, phone or name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from mdm.flow.normalise import _Dropped, fold_name, normalise_email, normalise_phone
+from mdm.model.errors import FieldIssue, InvalidRecord, PersonErased, PersonNotFound
+from mdm.model.person import LinkedRecord, PersonStatus
+from mdm.services.context import Registry
+from mdm.store.registry import RegistryRepository
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLink:
+    source: str
+    source_id: str
+    link_source: str
+    link_state: str
+    score: float
+    rule: str
+    linked_at: datetime
+    version: int
+    updated_at: datetime | None
+    explanation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    id: UUID
+    status: str
+    attributes: dict[str, Any]
+    lineage: dict[str, Any]
+    records: tuple[RecordLink, ...]
+    aliases: tuple[UUID, ...]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    requested_id: UUID
+
+
+def _link(r: LinkedRecord) -> RecordLink:
+    return RecordLink(
+        source=r.source,
+        source_id=r.source_id,
+        link_source=r.link_source.value,
+        link_state=r.link_state.value,
+        score=r.link_score,
+        rule=r.link_rule,
+        linked_at=r.linked_at,
+        version=r.version,
+        updated_at=r.source_updated_at,
+        explanation=r.explanation,
+    )
+
+
+def _view(repo: RegistryRepository, person_id: UUID) -> PersonView:
+    requested = person_id
+    seen: set[UUID] = set()
+    while True:
+        person = repo.get_person(person_id)
+        if person is None or person_id in seen:
+            raise PersonNotFound(requested)
+        seen.add(person_id)
+        if person.status == PersonStatus.ERASED:
+            raise PersonErased(requested)
+        if person.status == PersonStatus.MERGED and person.merged_into is not None:
+            person_id = person.merged_into
+            continue
+        break
+    return PersonView(
+        id=person.id,
+        status=person.status.value,
+        attributes=person.golden,
+        lineage=person.lineage,
+        records=tuple(_link(r) for r in repo.records_of(person.id)),
+        aliases=tuple(repo.aliases_of(person.id)),
+        version=person.version,
+        created_at=person.created_at,
+        updated_at=person.updated_at,
+        requested_id=requested,
+    )
+
+
+def get_person(registry: Registry, person_id: UUID) -> PersonView:
+    """The person, or the survivor it was merged into; `PersonErased` after an erasure."""
+    with registry.database.uow() as uow:
+        return _view(uow.registry, person_id)
+
+
+def search_persons(
+    registry: Registry,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    name: str | None = None,
+    country: str | None = None,
+    limit: int = 50,
+    after: UUID | None = None,
+) -> list[PersonView]:
+    keys: list[tuple[str, str]] = []
+    try:
+        if email:
+            keys.append(("email", normalise_email(email)))
+        if phone:
+            keys.append(("phone", normalise_phone(phone, country.upper() if country else None)))
+    except _Dropped as exc:
+        field = "email" if email and not keys else "phone"
+        raise InvalidRecord([FieldIssue(field, str(exc))], "The search is not valid") from None
+    folded = fold_name(name) if name else None
+    if not keys and not folded:
+        raise InvalidRecord(
+            [FieldIssue("email", "give at least one of email, phone or name")],
+            "The search is not valid",
+        )
+    with registry.database.uow() as uow:
+        ids = uow.registry.search_person_ids(keys=keys, name=folded, limit=limit, after=after)
+        return [_view(uow.registry, pid) for pid in ids]

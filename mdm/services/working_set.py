@@ -1,0 +1,321 @@
+"""The working set of one unit of work: the persons a batch of records can touch.
+
+Loaded once per batch (locks, known records, keys, persons with their records), changed
+in memory record by record so that each record sees the ones before it, then written in
+bulk. A single record is a batch of one: the online and bulk paths are the same code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from mdm.flow.block import Key, blocking_keys, candidate_keys, exact_keys
+from mdm.flow.decide import Candidate
+from mdm.flow.score import Score, Scorer
+from mdm.flow.survivorship import RecordView, build_golden
+from mdm.model.person import (
+    AuditEvent,
+    LinkedRecord,
+    OutboxEvent,
+    PersonState,
+    PersonStatus,
+    ReviewItem,
+)
+from mdm.model.record import MatchFeatures, NormalisedRecord
+from mdm.store.registry import RegistryRepository
+
+# Scoring is cheap but not free: past this many candidates the ones sharing most keys win.
+MAX_CANDIDATES = 64
+
+
+def record_lock(source: str, source_id: str) -> str:
+    return f"record:{source}:{source_id}"
+
+
+class WorkingSet:
+    def __init__(
+        self, repo: RegistryRepository, scorer: Scorer, *, now: datetime, block_cap: int
+    ) -> None:
+        self.repo = repo
+        self.scorer = scorer
+        self.now = now
+        self.block_cap = block_cap
+        self.persons: dict[UUID, PersonState] = {}
+        self.records: dict[tuple[str, str], LinkedRecord] = {}
+        self.index: dict[Key, set[UUID]] = defaultdict(set)
+        self.generic: set[Key] = set()
+        self._golden_before: dict[UUID, dict[str, Any]] = {}
+        self._new_persons: dict[UUID, PersonState] = {}
+        self._touched: set[UUID] = set()
+        self._new_records: dict[UUID, LinkedRecord] = {}
+        self._updated_records: dict[UUID, LinkedRecord] = {}
+        self._keys_added: set[tuple[str, str, UUID]] = set()
+        self._keys_removed: set[tuple[str, str, UUID]] = set()
+        self.reviews: list[ReviewItem] = []
+        self.audit: list[AuditEvent] = []
+        self.outbox: list[OutboxEvent] = []
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self, records: Sequence[NormalisedRecord], *, lock: bool = True) -> None:
+        """Lock the batch's exact keys, then load everything its records can touch."""
+        if lock:
+            locks = {record_lock(r.source, r.source_id) for r in records}
+            for r in records:
+                locks.update(f"{kind}:{value}" for kind, value in exact_keys(r.features))
+            self.repo.lock(locks)
+        self.records = self.repo.records_by_source_ids([(r.source, r.source_id) for r in records])
+        wanted: set[Key] = set()
+        for r in records:
+            wanted |= candidate_keys(r.features)
+        hits, self.generic = self.repo.persons_by_keys(wanted, self.block_cap)
+        for key, ids in hits.items():
+            self.index[key].update(ids)
+        person_ids = {pid for ids in hits.values() for pid in ids}
+        person_ids.update(r.person_id for r in self.records.values())
+        person_ids.update(r.incoming.person_id for r in records if r.incoming.person_id)
+        self.persons = self.repo.load_persons(person_ids)
+        for person in self.persons.values():
+            self._golden_before[person.id] = person.golden
+
+    # -- looking up ------------------------------------------------------------------------
+    def live(self, person_id: UUID) -> PersonState | None:
+        """The live person an id resolves to, following merges."""
+        person = self.persons.get(person_id)
+        seen = set()
+        while person is not None and person.status == PersonStatus.MERGED:
+            if person.id in seen or person.merged_into is None:
+                return None
+            seen.add(person.id)
+            person = self.persons.get(person.merged_into)
+        if person is None or person.status != PersonStatus.ACTIVE:
+            return None
+        return person
+
+    def score_against(self, features: MatchFeatures, person: PersonState) -> Score:
+        """The record against a person: the best score over the person's records."""
+        best: Score | None = None
+        for record in person.records:
+            score = self.scorer.score(features, record.features)
+            if best is None or score.confidence > best.confidence:
+                best = score
+        assert best is not None, "a live person has at least one record"
+        return best
+
+    def candidates(self, record: NormalisedRecord, hinted: PersonState | None) -> list[Candidate]:
+        f = record.features
+        shared: dict[UUID, list[str]] = defaultdict(list)
+        exact: dict[UUID, list[str]] = defaultdict(list)
+        if hinted is not None:
+            exact[hinted.id].append("person_id")
+        record_exact = exact_keys(f)
+        for key in candidate_keys(f):
+            if key in self.generic:
+                continue
+            for pid in self.index.get(key, ()):
+                person = self.live(pid)
+                if person is None:
+                    continue
+                shared[person.id].append(key[0])
+                if key in record_exact and key[0] not in exact[person.id]:
+                    exact[person.id].append(key[0])
+        ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), str(pid)))
+        chosen = set(exact) | set(ranked[:MAX_CANDIDATES])
+        return [
+            Candidate(pid, self.score_against(f, self.persons[pid]), tuple(exact.get(pid, ())))
+            for pid in sorted(chosen, key=str)
+        ]
+
+    # -- changing --------------------------------------------------------------------------
+    def new_person(self) -> PersonState:
+        person = PersonState(
+            id=uuid.uuid4(),
+            status=PersonStatus.ACTIVE,
+            version=1,
+            created_at=self.now,
+            updated_at=self.now,
+            golden={},
+            lineage={},
+            records=[],
+        )
+        self.persons[person.id] = person
+        self._new_persons[person.id] = person
+        self._golden_before[person.id] = {}
+        return person
+
+    def add_record(self, person: PersonState, record: LinkedRecord) -> None:
+        before = self._keys_of(person)
+        person.records.append(record)
+        self.records[(record.source, record.source_id)] = record
+        self._new_records[record.id] = record
+        self._touch(person, before)
+
+    def replace_record(self, person: PersonState, record: LinkedRecord) -> None:
+        before = self._keys_of(person)
+        person.records = [record if r.id == record.id else r for r in person.records]
+        self.records[(record.source, record.source_id)] = record
+        if record.id not in self._new_records:
+            self._updated_records[record.id] = record
+        else:
+            self._new_records[record.id] = record
+        self._touch(person, before)
+
+    def _keys_of(self, person: PersonState) -> set[Key]:
+        keys: set[Key] = set()
+        for r in person.records:
+            keys |= blocking_keys(r.features)
+        return keys
+
+    def _touch(self, person: PersonState, keys_before: set[Key]) -> None:
+        keys_after = self._keys_of(person)
+        for key in keys_after - keys_before:
+            row = (*key, person.id)
+            if row in self._keys_removed:
+                self._keys_removed.discard(row)
+            else:
+                self._keys_added.add(row)
+            if key not in self.generic:
+                self.index[key].add(person.id)
+        for key in keys_before - keys_after:
+            row = (*key, person.id)
+            if row in self._keys_added:
+                self._keys_added.discard(row)
+            else:
+                self._keys_removed.add(row)
+            self.index[key].discard(person.id)
+        self._touched.add(person.id)
+
+    # -- writing ---------------------------------------------------------------------------
+    def flush(self, *, actor: str, correlation_id: str | None) -> None:
+        """Recompute the golden records of touched persons and write every change."""
+        updated: list[PersonState] = []
+        for pid in sorted(self._touched, key=str):
+            person = self.persons[pid]
+            golden, lineage = build_golden(
+                RecordView(r.source, r.source_id, r.version, r.attributes, r.effective_updated_at)
+                for r in person.records
+            )
+            before = self._golden_before[pid]
+            person.golden, person.lineage = golden, lineage
+            if pid in self._new_persons:
+                self._event(actor, correlation_id, "person.created", pid, None, golden)
+                continue
+            changed = sorted(
+                k for k in golden.keys() | before.keys() if golden.get(k) != before.get(k)
+            )
+            if changed:
+                person.version += 1
+                person.updated_at = self.now
+                updated.append(person)
+                self._event(
+                    actor,
+                    correlation_id,
+                    "person.updated",
+                    pid,
+                    {k: before.get(k) for k in changed},
+                    {k: golden.get(k) for k in changed},
+                )
+            if golden.get("status") == "hired" and before.get("status") != "hired":
+                self._event(actor, correlation_id, "person.hired", pid, None, None)
+        for pid in self._new_persons:
+            if self.persons[pid].golden.get("status") == "hired":
+                self._event(actor, correlation_id, "person.hired", pid, None, None)
+
+        self.repo.insert_persons(list(self._new_persons.values()))
+        self.repo.update_persons(updated)
+        self.repo.insert_records(list(self._new_records.values()))
+        self.repo.update_records(list(self._updated_records.values()))
+        self.repo.remove_keys(self._keys_removed)
+        self.repo.add_keys(self._keys_added)
+        self.repo.insert_reviews(self.reviews)
+        self.repo.insert_audit(self.audit)
+        self.repo.insert_outbox(self.outbox)
+
+    def record_event(
+        self,
+        actor: str,
+        correlation_id: str | None,
+        action: str,
+        record: LinkedRecord,
+        after: dict[str, Any],
+    ) -> None:
+        entity = f"{record.source}/{record.source_id}"
+        self.audit.append(
+            AuditEvent(
+                uuid.uuid4(), self.now, actor, action, "record", entity, correlation_id, None, after
+            )
+        )
+        self.outbox.append(
+            OutboxEvent(
+                uuid.uuid4(),
+                action,
+                record.person_id,
+                {"source": record.source, "source_id": record.source_id, **after},
+                self.now,
+            )
+        )
+
+    def review_event(self, actor: str, correlation_id: str | None, item: ReviewItem) -> None:
+        after = {
+            "review_id": str(item.id),
+            "person_a": str(item.person_a),
+            "person_b": str(item.person_b),
+            "score": item.score,
+        }
+        self.audit.append(
+            AuditEvent(
+                uuid.uuid4(),
+                self.now,
+                actor,
+                "review.opened",
+                "review",
+                str(item.id),
+                correlation_id,
+                None,
+                after,
+            )
+        )
+        self.outbox.append(
+            OutboxEvent(uuid.uuid4(), "review.opened", item.person_b, after, self.now)
+        )
+
+    def _event(
+        self,
+        actor: str,
+        correlation_id: str | None,
+        action: str,
+        person_id: UUID,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        self.audit.append(
+            AuditEvent(
+                uuid.uuid4(),
+                self.now,
+                actor,
+                action,
+                "person",
+                str(person_id),
+                correlation_id,
+                _redact(before),
+                _redact(after),
+            )
+        )
+        payload: dict[str, Any] = {"person_id": str(person_id)}
+        if after is not None and before is not None:
+            payload["changed_fields"] = sorted(after)
+        self.outbox.append(OutboxEvent(uuid.uuid4(), action, person_id, payload, self.now))
+
+
+def _redact(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Events and audit entries never carry a national id in clear."""
+    if values is None or "national_id" not in values:
+        return values
+    masked = dict(values)
+    if masked["national_id"]:
+        masked["national_id"] = "***" + str(masked["national_id"])[-4:]
+    return masked

@@ -1,0 +1,443 @@
+"""The registry repository: every query on persons, records, keys, reviews and events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+from sqlalchemy.types import String
+
+from mdm.model.errors import ConcurrentUpdate
+from mdm.model.person import (
+    AuditEvent,
+    LinkedRecord,
+    LinkSource,
+    LinkState,
+    OutboxEvent,
+    PersonState,
+    PersonStatus,
+    ReviewItem,
+)
+from mdm.model.record import MatchFeatures
+from mdm.store.locks import lock_keys
+from mdm.store.tables import (
+    AuditEventRow,
+    OutboxRow,
+    PersonKeyRow,
+    PersonRow,
+    RejectionRow,
+    ReviewItemRow,
+    SourceRecordRow,
+)
+
+Key = tuple[str, str]
+persons_t = cast(Table, PersonRow.__table__)
+records_t = cast(Table, SourceRecordRow.__table__)
+keys_t = cast(Table, PersonKeyRow.__table__)
+reviews_t = cast(Table, ReviewItemRow.__table__)
+audit_t = cast(Table, AuditEventRow.__table__)
+outbox_t = cast(Table, OutboxRow.__table__)
+rejections_t = cast(Table, RejectionRow.__table__)
+
+_RECORD_COLUMNS = [c for c in records_t.c if c.name not in ("raw", "explanation")]
+_PG_KEY_LOOKUP = text(
+    "SELECT q.kind, q.value, k.person_id FROM unnest(:kinds, :values) AS q(kind, value) "
+    "CROSS JOIN LATERAL (SELECT person_id FROM person_keys "
+    "WHERE kind = q.kind AND value = q.value LIMIT :cap) AS k"
+).bindparams(
+    bindparam("kinds", type_=ARRAY(String())),
+    bindparam("values", type_=ARRAY(String())),
+)
+_SQLITE_CHUNK = 2000
+
+
+def _record(row: Row[Any], *, full: bool = False) -> LinkedRecord:
+    m = row._mapping
+    return LinkedRecord(
+        id=m["id"],
+        source=m["source"],
+        source_id=m["source_id"],
+        person_id=m["person_id"],
+        attributes=m["attributes"],
+        features=MatchFeatures.from_json(m["features"]),
+        source_updated_at=m["source_updated_at"],
+        received_at=m["received_at"],
+        version=m["version"],
+        link_source=LinkSource(m["link_source"]),
+        link_state=LinkState(m["link_state"]),
+        link_score=m["link_score"],
+        link_rule=m["link_rule"],
+        linked_at=m["linked_at"],
+        explanation=m["explanation"] if full else {},
+        raw=m["raw"] if full else None,
+    )
+
+
+def _record_values(r: LinkedRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "source": r.source,
+        "source_id": r.source_id,
+        "person_id": r.person_id,
+        "raw": r.raw,
+        "attributes": r.attributes,
+        "features": r.features.as_json(),
+        "source_updated_at": r.source_updated_at,
+        "received_at": r.received_at,
+        "version": r.version,
+        "link_source": r.link_source.value,
+        "link_state": r.link_state.value,
+        "link_score": r.link_score,
+        "link_rule": r.link_rule,
+        "explanation": r.explanation,
+        "linked_at": r.linked_at,
+    }
+
+
+def _review(row: Row[Any]) -> ReviewItem:
+    return ReviewItem(**{k: v for k, v in row._mapping.items()})
+
+
+class RegistryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    # -- locking ---------------------------------------------------------------------------
+    def lock(self, keys: Iterable[str]) -> None:
+        lock_keys(self.session, keys)
+
+    # -- loading the working set -----------------------------------------------------------
+    def records_by_source_ids(self, pairs: Sequence[tuple[str, str]]) -> dict[Key, LinkedRecord]:
+        if not pairs:
+            return {}
+        found: dict[Key, LinkedRecord] = {}
+        for chunk in _chunks(list(pairs), _SQLITE_CHUNK):
+            rows = self.session.execute(
+                select(*_RECORD_COLUMNS).where(
+                    tuple_(records_t.c.source, records_t.c.source_id).in_(chunk)
+                )
+            )
+            for row in rows:
+                found[(row.source, row.source_id)] = _record(row)
+        return found
+
+    def persons_by_keys(
+        self, keys: Iterable[Key], cap: int
+    ) -> tuple[dict[Key, list[UUID]], set[Key]]:
+        """Persons filed under each key, and the generic keys: those shared by more than
+        `cap` persons (a household address, a placeholder), which bring no candidates."""
+        keys = sorted(set(keys))
+        hits: dict[Key, list[UUID]] = defaultdict(list)
+        if not keys:
+            return {}, set()
+        if self.dialect == "postgresql":
+            rows = self.session.execute(
+                _PG_KEY_LOOKUP,
+                {"kinds": [k for k, _ in keys], "values": [v for _, v in keys], "cap": cap + 1},
+            )
+            for kind, value, person_id in rows:
+                hits[(kind, value)].append(person_id)
+        else:
+            for chunk in _chunks(keys, _SQLITE_CHUNK):
+                rows = self.session.execute(
+                    select(keys_t.c.kind, keys_t.c.value, keys_t.c.person_id).where(
+                        tuple_(keys_t.c.kind, keys_t.c.value).in_(chunk)
+                    )
+                )
+                for kind, value, person_id in rows:
+                    hits[(kind, value)].append(person_id)
+        generic = {k for k, v in hits.items() if len(v) > cap}
+        return {k: v for k, v in hits.items() if len(v) <= cap}, generic
+
+    def load_persons(self, ids: Iterable[UUID]) -> dict[UUID, PersonState]:
+        """Persons with their records; a merged id also loads the person it points to."""
+        wanted = set(ids)
+        persons: dict[UUID, PersonState] = {}
+        while wanted:
+            batch = list(wanted - persons.keys())
+            wanted = set()
+            for chunk in _chunks(batch, _SQLITE_CHUNK):
+                for row in self.session.execute(select(persons_t).where(persons_t.c.id.in_(chunk))):
+                    m = row._mapping
+                    persons[m["id"]] = PersonState(
+                        id=m["id"],
+                        status=PersonStatus(m["status"]),
+                        version=m["version"],
+                        created_at=m["created_at"],
+                        updated_at=m["updated_at"],
+                        golden=m["golden"],
+                        lineage=m["lineage"],
+                        records=[],
+                        merged_into=m["merged_into"],
+                    )
+                    if m["merged_into"] is not None and m["merged_into"] not in persons:
+                        wanted.add(m["merged_into"])
+        live = [p.id for p in persons.values() if p.status == PersonStatus.ACTIVE]
+        for chunk in _chunks(live, _SQLITE_CHUNK):
+            rows = self.session.execute(
+                select(*_RECORD_COLUMNS).where(records_t.c.person_id.in_(chunk))
+            )
+            for row in rows:
+                persons[row.person_id].records.append(_record(row))
+        return persons
+
+    # -- writing ---------------------------------------------------------------------------
+    def insert_persons(self, persons: Sequence[PersonState]) -> None:
+        if persons:
+            self.session.execute(
+                insert(persons_t),
+                [
+                    {
+                        "id": p.id,
+                        "status": p.status.value,
+                        "merged_into": p.merged_into,
+                        "golden": p.golden,
+                        "lineage": p.lineage,
+                        "version": p.version,
+                        "created_at": p.created_at,
+                        "updated_at": p.updated_at,
+                    }
+                    for p in persons
+                ],
+            )
+
+    def update_persons(self, persons: Sequence[PersonState]) -> None:
+        """Write persons whose version was bumped by one; a concurrent writer makes it fail."""
+        if not persons:
+            return
+        stmt = (
+            update(persons_t)
+            .where(persons_t.c.id == bindparam("b_id"))
+            .where(persons_t.c.version == bindparam("b_version"))
+            .values(
+                status=bindparam("b_status"),
+                merged_into=bindparam("b_merged_into"),
+                golden=bindparam("b_golden"),
+                lineage=bindparam("b_lineage"),
+                version=bindparam("b_new_version"),
+                updated_at=bindparam("b_updated_at"),
+            )
+        )
+        params = [
+            {
+                "b_id": p.id,
+                "b_version": p.version - 1,
+                "b_new_version": p.version,
+                "b_status": p.status.value,
+                "b_merged_into": p.merged_into,
+                "b_golden": p.golden,
+                "b_lineage": p.lineage,
+                "b_updated_at": p.updated_at,
+            }
+            for p in persons
+        ]
+        for p in params:
+            result = self.session.execute(stmt, p)
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise ConcurrentUpdate(f"person {p['b_id']} changed concurrently")
+
+    def insert_records(self, records: Sequence[LinkedRecord]) -> None:
+        if records:
+            self.session.execute(insert(records_t), [_record_values(r) for r in records])
+
+    def update_records(self, records: Sequence[LinkedRecord]) -> None:
+        if not records:
+            return
+        stmt = (
+            update(records_t)
+            .where(records_t.c.id == bindparam("b_id"))
+            .values(
+                person_id=bindparam("b_person_id"),
+                raw=bindparam("b_raw"),
+                attributes=bindparam("b_attributes"),
+                features=bindparam("b_features"),
+                source_updated_at=bindparam("b_source_updated_at"),
+                received_at=bindparam("b_received_at"),
+                version=bindparam("b_version"),
+            )
+        )
+        self.session.execute(
+            stmt,
+            [
+                {
+                    "b_id": r.id,
+                    "b_person_id": r.person_id,
+                    "b_raw": r.raw,
+                    "b_attributes": r.attributes,
+                    "b_features": r.features.as_json(),
+                    "b_source_updated_at": r.source_updated_at,
+                    "b_received_at": r.received_at,
+                    "b_version": r.version,
+                }
+                for r in records
+            ],
+        )
+
+    def add_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
+        values = [{"kind": k, "value": v, "person_id": p} for k, v, p in sorted(set(rows))]
+        if values:
+            self.session.execute(insert(keys_t), values)
+
+    def remove_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
+        rows = sorted(set(rows))
+        for chunk in _chunks(rows, _SQLITE_CHUNK):
+            self.session.execute(
+                delete(keys_t).where(
+                    tuple_(keys_t.c.kind, keys_t.c.value, keys_t.c.person_id).in_(chunk)
+                )
+            )
+
+    def insert_reviews(self, items: Sequence[ReviewItem]) -> None:
+        if items:
+            self.session.execute(insert(reviews_t), [asdict(i) for i in items])
+
+    def insert_audit(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            self.session.execute(insert(audit_t), [asdict(e) for e in events])
+
+    def insert_outbox(self, events: Sequence[OutboxEvent]) -> None:
+        if events:
+            self.session.execute(insert(outbox_t), [asdict(e) for e in events])
+
+    def insert_rejection(
+        self,
+        *,
+        id: UUID,
+        source: str | None,
+        source_id: str | None,
+        raw: dict[str, Any],
+        errors: list[dict[str, str]],
+        correlation_id: str | None,
+        created_at: datetime,
+    ) -> None:
+        self.session.execute(
+            insert(rejections_t).values(
+                id=id,
+                source=source,
+                source_id=source_id,
+                raw=raw,
+                errors=errors,
+                correlation_id=correlation_id,
+                created_at=created_at,
+            )
+        )
+
+    # -- reading for callers ---------------------------------------------------------------
+    def get_person(self, person_id: UUID) -> PersonState | None:
+        row = self.session.execute(select(persons_t).where(persons_t.c.id == person_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return PersonState(
+            id=m["id"],
+            status=PersonStatus(m["status"]),
+            version=m["version"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            golden=m["golden"],
+            lineage=m["lineage"],
+            records=[],
+            merged_into=m["merged_into"],
+        )
+
+    def records_of(self, person_id: UUID) -> list[LinkedRecord]:
+        rows = self.session.execute(
+            select(records_t)
+            .where(records_t.c.person_id == person_id)
+            .order_by(records_t.c.linked_at, records_t.c.source, records_t.c.source_id)
+        )
+        return [_record(r, full=True) for r in rows]
+
+    def aliases_of(self, person_id: UUID) -> list[UUID]:
+        """Every id that was merged, directly or through a chain, into this person."""
+        found: list[UUID] = []
+        frontier = [person_id]
+        while frontier:
+            rows = self.session.scalars(
+                select(persons_t.c.id).where(persons_t.c.merged_into.in_(frontier))
+            ).all()
+            found.extend(rows)
+            frontier = list(rows)
+        return found
+
+    def search_person_ids(
+        self, *, keys: Sequence[Key], name: str | None, limit: int, after: UUID | None
+    ) -> list[UUID]:
+        stmt = select(persons_t.c.id).where(persons_t.c.status == PersonStatus.ACTIVE.value)
+        for kind, value in keys:
+            stmt = stmt.where(
+                persons_t.c.id.in_(
+                    select(keys_t.c.person_id).where(keys_t.c.kind == kind, keys_t.c.value == value)
+                )
+            )
+        if name:
+            stmt = stmt.where(
+                persons_t.c.id.in_(
+                    select(keys_t.c.person_id).where(
+                        keys_t.c.kind == "name", keys_t.c.value == name
+                    )
+                )
+            )
+        if after is not None:
+            stmt = stmt.where(persons_t.c.id > after)
+        return list(self.session.scalars(stmt.order_by(persons_t.c.id).limit(limit)))
+
+    def list_reviews(
+        self,
+        *,
+        status: str | None,
+        kind: str | None,
+        min_score: float | None,
+        max_score: float | None,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[ReviewItem]:
+        stmt = select(reviews_t)
+        if status:
+            stmt = stmt.where(reviews_t.c.status == status)
+        if kind:
+            stmt = stmt.where(reviews_t.c.kind == kind)
+        if min_score is not None:
+            stmt = stmt.where(reviews_t.c.score >= min_score)
+        if max_score is not None:
+            stmt = stmt.where(reviews_t.c.score <= max_score)
+        if after is not None:
+            at, item_id = after
+            stmt = stmt.where(
+                or_(
+                    reviews_t.c.created_at > at,
+                    and_(reviews_t.c.created_at == at, reviews_t.c.id > item_id),
+                )
+            )
+        stmt = stmt.order_by(reviews_t.c.created_at, reviews_t.c.id).limit(limit)
+        return [_review(r) for r in self.session.execute(stmt)]
+
+    def count(self, table: str) -> int:
+        t = {"persons": persons_t, "source_records": records_t, "review_items": reviews_t}[table]
+        return int(self.session.scalar(select(func.count()).select_from(t)) or 0)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,195 @@
+"""Tables, as SQLAlchemy 2 typed mappings. Alembic owns the schema (see migrations/)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored and returned in UTC, also on SQLite which keeps no zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return (
+            value.astimezone(UTC)
+            if dialect.name == "postgresql"
+            else value.astimezone(UTC).replace(tzinfo=None)
+        )
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite assigns rowids only to INTEGER PRIMARY KEY columns.
+SeqId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: Json}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PersonRow(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # active | merged | erased
+    merged_into: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("persons.id"))
+    golden: Mapped[dict[str, Any]]
+    lineage: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_persons_merged_into", "merged_into"),)
+
+
+class SourceRecordRow(Base):
+    __tablename__ = "source_records"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(255))
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"))
+    raw: Mapped[dict[str, Any]]  # the payload exactly as posted
+    attributes: Mapped[dict[str, Any]]
+    features: Mapped[dict[str, Any]]
+    source_updated_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer)
+    link_source: Mapped[str] = mapped_column(String(16))  # AUTO | MANUAL
+    link_state: Mapped[str] = mapped_column(String(24))  # MATCH | POSSIBLE_MATCH | NO_MATCH
+    link_score: Mapped[float] = mapped_column(Float)
+    link_rule: Mapped[str] = mapped_column(String(32))
+    explanation: Mapped[dict[str, Any]]
+    linked_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("source", "source_id"),
+        Index("ix_source_records_person_id", "person_id"),
+    )
+
+
+class PersonKeyRow(Base):
+    """Exact and blocking keys of live persons, for candidate look-ups."""
+
+    __tablename__ = "person_keys"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"), primary_key=True)
+
+    __table_args__ = (Index("ix_person_keys_person_id", "person_id"),)
+
+
+class ReviewItemRow(Base):
+    __tablename__ = "review_items"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # match | conflict
+    status: Mapped[str] = mapped_column(String(16))  # open | merged | distinct | resolved
+    person_a: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"))
+    person_b: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"))
+    score: Mapped[float] = mapped_column(Float)
+    source: Mapped[str | None] = mapped_column(String(64))
+    explanation: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_review_items_status_created_at", "status", "created_at", "id"),
+        Index("ix_review_items_person_a", "person_a"),
+        Index("ix_review_items_person_b", "person_b"),
+    )
+
+
+class AuditEventRow(Base):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(SeqId, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(320))
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "seq"),)
+
+
+class OutboxRow(Base):
+    """Events to publish, written in the same transaction as the change they describe."""
+
+    __tablename__ = "outbox"
+
+    seq: Mapped[int] = mapped_column(SeqId, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+
+
+class RejectionRow(Base):
+    """Records refused by validation, kept verbatim so nothing sent is lost."""
+
+    __tablename__ = "rejections"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str | None] = mapped_column(String(64))
+    source_id: Mapped[str | None] = mapped_column(String(255))
+    raw: Mapped[dict[str, Any]]
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]

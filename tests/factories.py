@@ -1,0 +1,52 @@
+"""Plain factory functions with keyword overrides."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+from uuid import UUID
+
+from mdm.config import Settings
+from mdm.flow.normalise import normalise
+from mdm.model.record import IncomingRecord, MatchFeatures
+
+_ids = itertools.count(1)
+BLIND_KEY = Settings().blind_index_key
+
+
+def data(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "given_name": "Ana",
+        "family_name": "García",
+        "email": "ana.garcia@example.com",
+        "country": "ES",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def incoming(
+    source: str = "crm",
+    source_id: str | None = None,
+    *,
+    person_id: UUID | None = None,
+    **fields: Any,
+) -> IncomingRecord:
+    return IncomingRecord(
+        source=source,
+        source_id=source_id or f"{source}-{next(_ids)}",
+        data=data(**fields),
+        person_id=person_id,
+    )
+
+
+def features(source: str = "crm", **fields: Any) -> MatchFeatures:
+    return normalise(incoming(source, **fields), blind_index_key=BLIND_KEY).features
+
+
+def body(source: str = "crm", source_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {
+        "source": source,
+        "source_id": source_id or f"{source}-{next(_ids)}",
+        "data": data(**fields),
+    }
