@@ -58,25 +58,31 @@ class RequestGuard:
                 await _send_problem(send, too_large, request_id)
                 return
             received = 0
+            exceeded = replied = False
 
             async def limited_receive() -> Message:
-                nonlocal received
+                nonlocal received, exceeded
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
+                        exceeded = True
                         raise _TooLarge
                 return message
 
-            started = False
-
             async def send_with_id(message: Message) -> None:
-                nonlocal started
+                nonlocal replied
+                if exceeded:
+                    # The framework answers a failed body read with its own 400; the
+                    # caller is owed the 413 instead.
+                    if not replied:
+                        replied = True
+                        await _send_problem(send, too_large, request_id)
+                    return
                 if message["type"] == "http.response.start":
-                    started = True
-                    message.setdefault("headers", [])
+                    replied = True
                     message["headers"] = [
-                        *message["headers"],
+                        *message.get("headers", []),
                         (b"x-request-id", request_id.encode()),
                     ]
                 await send(message)
@@ -84,7 +90,7 @@ class RequestGuard:
             try:
                 await self.app(scope, limited_receive, send_with_id)
             except _TooLarge:
-                if not started:
+                if not replied:
                     await _send_problem(send, too_large, request_id)
         finally:
             request_id_var.reset(token)

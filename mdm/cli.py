@@ -144,9 +144,9 @@ def _count_lines(path: Path) -> int:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from mdm.store.db import safe_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return safe_url(url)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
 """Blocking: the keys under which a record is filed and its candidates are found.
 
 Exact keys (email, national-id index, employee id) decide on their own (DESIGN 3, rule 2);
-the other keys only bring candidates to the scorer.
+the other keys only bring candidates to the scorer. Name keys pair the family name's sound
+with the given name and every canonical name it is a nickname of, so "Bill Smith" and
+"William Smyth" share one. A typo in the given name is not blocked on: with no other
+shared identifier such a pair is a name-only match, which never merges automatically, and
+with one (phone, birth date, email) that identifier's key brings the candidate.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import jellyfish
 
@@ -23,26 +29,23 @@ def exact_keys(f: MatchFeatures) -> set[Key]:
     return keys
 
 
-def _name_keys(given: str | None, family: str | None, given_keys: frozenset[str]) -> set[Key]:
+@lru_cache(maxsize=65536)
+def sound(token: str) -> str:
+    return jellyfish.metaphone(token) or token
+
+
+def name_keys(family: str | None, given_keys: frozenset[str]) -> set[Key]:
     if not family:
         return set()
-    keys: set[Key] = set()
-    for token in family.split(" "):
-        sound = jellyfish.metaphone(token) or token
-        if given:
-            keys.add(("fi", f"{sound}:{given[0]}"))
-        keys.update(("nk", f"{sound}:{name}") for name in given_keys)
-    return keys
+    # Each part of a double surname ("garcia lopez") is filed, as either may be dropped.
+    return {("nk", f"{sound(token)}:{name}") for token in family.split(" ") for name in given_keys}
 
 
 def blocking_keys(f: MatchFeatures) -> set[Key]:
     """Every key a record is filed under."""
     keys = exact_keys(f)
     keys.update(("phone", p) for p in f.phones)
-    keys.update(_name_keys(f.given, f.family, f.given_keys))
-    full_name = " ".join(part for part in (f.given, f.family) if part)
-    if full_name:
-        keys.add(("name", full_name))
+    keys.update(name_keys(f.family, f.given_keys))
     if f.birth_date and f.given:
         keys.add(("dob", f"{f.birth_date}:{f.given[0]}"))
     return keys
@@ -53,5 +56,5 @@ def candidate_keys(f: MatchFeatures) -> set[Key]:
     keys = blocking_keys(f)
     if f.given and f.family:
         swapped_given = f.family.split(" ")[0]
-        keys.update(_name_keys(swapped_given, f.given, frozenset({swapped_given})))
+        keys.update(name_keys(f.given, frozenset({swapped_given})))
     return keys

@@ -66,6 +66,7 @@ def given_name_keys(folded_given: str) -> frozenset[str]:
     return frozenset({first, *_NICKNAMER.canonicals_of(first)})
 
 
+@lru_cache(maxsize=65536)
 def normalise_email(raw: str) -> str:
     try:
         checked = validate_email(raw.strip(), check_deliverability=False)

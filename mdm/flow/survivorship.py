@@ -32,6 +32,7 @@ def build_golden(records: Iterable[RecordView]) -> tuple[dict[str, Any], dict[st
     golden: dict[str, Any] = {}
     lineage: dict[str, Any] = {}
     for record in newest_first:
+        origin = _origin(record)
         for field, value in record.attributes.items():
             if field in MULTI_VALUED:
                 values = golden.setdefault(field, [])
@@ -41,10 +42,10 @@ def build_golden(records: Iterable[RecordView]) -> tuple[dict[str, Any], dict[st
                 for item in value:
                     if item not in values:
                         values.append(item)
-                        sources["values"].append({"value": item, **_origin(record)})
+                        sources["values"].append({"value": item, **origin})
             elif field not in golden:
                 golden[field] = value
-                lineage[field] = {"rule": "most_recent", **_origin(record)}
+                lineage[field] = {"rule": "most_recent", **origin}
     return golden, lineage
 
 

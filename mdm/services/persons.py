@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from mdm.flow.block import name_keys
 from mdm.flow.normalise import _Dropped, fold_name, normalise_email, normalise_phone
 from mdm.model.errors import FieldIssue, InvalidRecord, PersonErased, PersonNotFound
 from mdm.model.person import LinkedRecord, PersonStatus
@@ -101,6 +102,7 @@ def search_persons(
     limit: int = 50,
     after: UUID | None = None,
 ) -> list[PersonView]:
+    """Persons by exact email, phone, or full name (folded: case, accents, nicknames)."""
     keys: list[tuple[str, str]] = []
     try:
         if email:
@@ -110,12 +112,35 @@ def search_persons(
     except _Dropped as exc:
         field = "email" if email and not keys else "phone"
         raise InvalidRecord([FieldIssue(field, str(exc))], "The search is not valid") from None
-    folded = fold_name(name) if name else None
-    if not keys and not folded:
+    wanted_name: tuple[str, str] | None = None
+    if name:
+        parts = fold_name(name).split(" ")
+        if len(parts) < 2:
+            raise InvalidRecord(
+                [FieldIssue("name", "give a given and a family name")], "The search is not valid"
+            )
+        wanted_name = (parts[0], " ".join(parts[1:]))
+        # The name key narrows the search; the folded full name then decides.
+        keys.append(min(name_keys(wanted_name[1], frozenset({wanted_name[0]}))))
+    if not keys:
         raise InvalidRecord(
             [FieldIssue("email", "give at least one of email, phone or name")],
             "The search is not valid",
         )
+    views: list[PersonView] = []
     with registry.database.uow() as uow:
-        ids = uow.registry.search_person_ids(keys=keys, name=folded, limit=limit, after=after)
-        return [_view(uow.registry, pid) for pid in ids]
+        while len(views) < limit:
+            ids = uow.registry.search_person_ids(keys=keys, limit=limit, after=after)
+            for pid in ids:
+                view = _view(uow.registry, pid)
+                if wanted_name is None or _has_name(view, wanted_name):
+                    views.append(view)
+            if len(ids) < limit:
+                break
+            after = ids[-1]
+    return views[:limit]
+
+
+def _has_name(view: PersonView, wanted: tuple[str, str]) -> bool:
+    given, family = view.attributes.get("given_name"), view.attributes.get("family_name")
+    return bool(given and family) and (fold_name(given), fold_name(family)) == wanted

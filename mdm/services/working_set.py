@@ -68,17 +68,21 @@ class WorkingSet:
             for r in records:
                 locks.update(f"{kind}:{value}" for kind, value in exact_keys(r.features))
             self.repo.lock(locks)
-        self.records = self.repo.records_by_source_ids([(r.source, r.source_id) for r in records])
         wanted: set[Key] = set()
         for r in records:
             wanted |= candidate_keys(r.features)
-        hits, self.generic = self.repo.persons_by_keys(wanted, self.block_cap)
+        known, hits, self.generic = self.repo.lookup(
+            [(r.source, r.source_id) for r in records], wanted, self.block_cap
+        )
         for key, ids in hits.items():
             self.index[key].update(ids)
         person_ids = {pid for ids in hits.values() for pid in ids}
-        person_ids.update(r.person_id for r in self.records.values())
+        person_ids.update(known.values())
         person_ids.update(r.incoming.person_id for r in records if r.incoming.person_id)
         self.persons = self.repo.load_persons(person_ids)
+        for person in self.persons.values():
+            for linked in person.records:
+                self.records[(linked.source, linked.source_id)] = linked
         for person in self.persons.values():
             self._golden_before[person.id] = person.golden
 

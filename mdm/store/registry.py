@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -39,6 +39,7 @@ from mdm.model.person import (
     ReviewItem,
 )
 from mdm.model.record import MatchFeatures
+from mdm.store.bulk import insert_rows
 from mdm.store.locks import lock_keys
 from mdm.store.tables import (
     AuditEventRow,
@@ -60,15 +61,48 @@ outbox_t = cast(Table, OutboxRow.__table__)
 rejections_t = cast(Table, RejectionRow.__table__)
 
 _RECORD_COLUMNS = [c for c in records_t.c if c.name not in ("raw", "explanation")]
-_PG_KEY_LOOKUP = text(
-    "SELECT q.kind, q.value, k.person_id FROM unnest(:kinds, :values) AS q(kind, value) "
+_LOAD_PERSONS = select(
+    persons_t.c.id,
+    persons_t.c.status,
+    persons_t.c.version,
+    persons_t.c.created_at,
+    persons_t.c.updated_at,
+    persons_t.c.golden,
+    persons_t.c.merged_into,
+).where(persons_t.c.id.in_(bindparam("ids", expanding=True)))
+_LOAD_RECORDS = select(*_RECORD_COLUMNS).where(
+    records_t.c.person_id.in_(bindparam("ids", expanding=True))
+)
+# Known records and key hits together; LIMIT per key so a generic value costs cap + 1 rows.
+_PG_LOOKUP = text(
+    "SELECT 'k', q.kind, q.value, k.person_id FROM unnest(:kinds, :values) AS q(kind, value) "
     "CROSS JOIN LATERAL (SELECT person_id FROM person_keys "
-    "WHERE kind = q.kind AND value = q.value LIMIT :cap) AS k"
+    "WHERE kind = q.kind AND value = q.value LIMIT :cap) AS k "
+    "UNION ALL "
+    "SELECT 'r', r.source, r.source_id, r.person_id FROM source_records r "
+    "JOIN unnest(:sources, :source_ids) AS q(source, source_id) "
+    "ON r.source = q.source AND r.source_id = q.source_id"
 ).bindparams(
     bindparam("kinds", type_=ARRAY(String())),
     bindparam("values", type_=ARRAY(String())),
+    bindparam("sources", type_=ARRAY(String())),
+    bindparam("source_ids", type_=ARRAY(String())),
 )
 _SQLITE_CHUNK = 2000
+# Optimistic concurrency: the row is written only if nobody bumped its version meanwhile.
+_UPDATE_PERSON = (
+    update(persons_t)
+    .where(persons_t.c.id == bindparam("b_id"))
+    .where(persons_t.c.version == bindparam("b_version"))
+    .values(
+        status=bindparam("b_status"),
+        merged_into=bindparam("b_merged_into"),
+        golden=bindparam("b_golden"),
+        lineage=bindparam("b_lineage"),
+        version=bindparam("b_new_version"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
 
 
 def _record(row: Row[Any], *, full: bool = False) -> LinkedRecord:
@@ -128,37 +162,44 @@ class RegistryRepository:
         lock_keys(self.session, keys)
 
     # -- loading the working set -----------------------------------------------------------
-    def records_by_source_ids(self, pairs: Sequence[tuple[str, str]]) -> dict[Key, LinkedRecord]:
-        if not pairs:
-            return {}
-        found: dict[Key, LinkedRecord] = {}
-        for chunk in _chunks(list(pairs), _SQLITE_CHUNK):
-            rows = self.session.execute(
-                select(*_RECORD_COLUMNS).where(
-                    tuple_(records_t.c.source, records_t.c.source_id).in_(chunk)
-                )
-            )
-            for row in rows:
-                found[(row.source, row.source_id)] = _record(row)
-        return found
+    def lookup(
+        self, pairs: Sequence[tuple[str, str]], keys: Iterable[Key], cap: int
+    ) -> tuple[dict[Key, UUID], dict[Key, list[UUID]], set[Key]]:
+        """What a batch needs to find its candidates, in one round trip on PostgreSQL.
 
-    def persons_by_keys(
-        self, keys: Iterable[Key], cap: int
-    ) -> tuple[dict[Key, list[UUID]], set[Key]]:
-        """Persons filed under each key, and the generic keys: those shared by more than
-        `cap` persons (a household address, a placeholder), which bring no candidates."""
+        Returns the persons of already known records by (source, source_id); the persons
+        filed under each key; and the generic keys: those shared by more than `cap`
+        persons (a household address, a placeholder), which bring no candidates.
+        """
         keys = sorted(set(keys))
+        pairs = sorted(set(pairs))
+        known: dict[Key, UUID] = {}
         hits: dict[Key, list[UUID]] = defaultdict(list)
-        if not keys:
-            return {}, set()
         if self.dialect == "postgresql":
             rows = self.session.execute(
-                _PG_KEY_LOOKUP,
-                {"kinds": [k for k, _ in keys], "values": [v for _, v in keys], "cap": cap + 1},
+                _PG_LOOKUP,
+                {
+                    "kinds": [k for k, _ in keys],
+                    "values": [v for _, v in keys],
+                    "cap": cap + 1,
+                    "sources": [s for s, _ in pairs],
+                    "source_ids": [i for _, i in pairs],
+                },
             )
-            for kind, value, person_id in rows:
-                hits[(kind, value)].append(person_id)
+            for tag, first, second, person_id in rows:
+                if tag == "r":
+                    known[(first, second)] = person_id
+                else:
+                    hits[(first, second)].append(person_id)
         else:
+            for chunk in _chunks(pairs, _SQLITE_CHUNK):
+                rows = self.session.execute(
+                    select(records_t.c.source, records_t.c.source_id, records_t.c.person_id).where(
+                        tuple_(records_t.c.source, records_t.c.source_id).in_(chunk)
+                    )
+                )
+                for source, source_id, person_id in rows:
+                    known[(source, source_id)] = person_id
             for chunk in _chunks(keys, _SQLITE_CHUNK):
                 rows = self.session.execute(
                     select(keys_t.c.kind, keys_t.c.value, keys_t.c.person_id).where(
@@ -168,77 +209,65 @@ class RegistryRepository:
                 for kind, value, person_id in rows:
                     hits[(kind, value)].append(person_id)
         generic = {k for k, v in hits.items() if len(v) > cap}
-        return {k: v for k, v in hits.items() if len(v) <= cap}, generic
+        return known, {k: v for k, v in hits.items() if len(v) <= cap}, generic
 
     def load_persons(self, ids: Iterable[UUID]) -> dict[UUID, PersonState]:
-        """Persons with their records; a merged id also loads the person it points to."""
+        """Persons with their records, for matching and recomputing their golden records.
+
+        A merged id also loads the person it points to. Lineage is not loaded: it is
+        recomputed for every person a unit of work touches.
+        """
         wanted = set(ids)
         persons: dict[UUID, PersonState] = {}
         while wanted:
-            batch = list(wanted - persons.keys())
-            wanted = set()
-            for chunk in _chunks(batch, _SQLITE_CHUNK):
-                for row in self.session.execute(select(persons_t).where(persons_t.c.id.in_(chunk))):
-                    m = row._mapping
-                    persons[m["id"]] = PersonState(
-                        id=m["id"],
-                        status=PersonStatus(m["status"]),
-                        version=m["version"],
-                        created_at=m["created_at"],
-                        updated_at=m["updated_at"],
-                        golden=m["golden"],
-                        lineage=m["lineage"],
+            for chunk in _chunks(sorted(wanted, key=str), _SQLITE_CHUNK):
+                for row in self.session.execute(_LOAD_PERSONS, {"ids": chunk}):
+                    persons[row.id] = PersonState(
+                        id=row.id,
+                        status=PersonStatus(row.status),
+                        version=row.version,
+                        created_at=row.created_at,
+                        updated_at=row.updated_at,
+                        golden=row.golden,
+                        lineage={},
                         records=[],
-                        merged_into=m["merged_into"],
+                        merged_into=row.merged_into,
                     )
-                    if m["merged_into"] is not None and m["merged_into"] not in persons:
-                        wanted.add(m["merged_into"])
+            wanted = {
+                p.merged_into
+                for p in persons.values()
+                if p.merged_into is not None and p.merged_into not in persons
+            }
         live = [p.id for p in persons.values() if p.status == PersonStatus.ACTIVE]
         for chunk in _chunks(live, _SQLITE_CHUNK):
-            rows = self.session.execute(
-                select(*_RECORD_COLUMNS).where(records_t.c.person_id.in_(chunk))
-            )
-            for row in rows:
+            for row in self.session.execute(_LOAD_RECORDS, {"ids": chunk}):
                 persons[row.person_id].records.append(_record(row))
         return persons
 
     # -- writing ---------------------------------------------------------------------------
     def insert_persons(self, persons: Sequence[PersonState]) -> None:
-        if persons:
-            self.session.execute(
-                insert(persons_t),
-                [
-                    {
-                        "id": p.id,
-                        "status": p.status.value,
-                        "merged_into": p.merged_into,
-                        "golden": p.golden,
-                        "lineage": p.lineage,
-                        "version": p.version,
-                        "created_at": p.created_at,
-                        "updated_at": p.updated_at,
-                    }
-                    for p in persons
-                ],
-            )
+        insert_rows(
+            self.session,
+            persons_t,
+            [
+                {
+                    "id": p.id,
+                    "status": p.status.value,
+                    "merged_into": p.merged_into,
+                    "golden": p.golden,
+                    "lineage": p.lineage,
+                    "version": p.version,
+                    "created_at": p.created_at,
+                    "updated_at": p.updated_at,
+                }
+                for p in persons
+            ],
+        )
 
     def update_persons(self, persons: Sequence[PersonState]) -> None:
         """Write persons whose version was bumped by one; a concurrent writer makes it fail."""
         if not persons:
             return
-        stmt = (
-            update(persons_t)
-            .where(persons_t.c.id == bindparam("b_id"))
-            .where(persons_t.c.version == bindparam("b_version"))
-            .values(
-                status=bindparam("b_status"),
-                merged_into=bindparam("b_merged_into"),
-                golden=bindparam("b_golden"),
-                lineage=bindparam("b_lineage"),
-                version=bindparam("b_new_version"),
-                updated_at=bindparam("b_updated_at"),
-            )
-        )
         params = [
             {
                 "b_id": p.id,
@@ -252,14 +281,12 @@ class RegistryRepository:
             }
             for p in persons
         ]
-        for p in params:
-            result = self.session.execute(stmt, p)
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise ConcurrentUpdate(f"person {p['b_id']} changed concurrently")
+        result = self.session.execute(_UPDATE_PERSON, params)
+        if result.rowcount != len(params):  # type: ignore[attr-defined]
+            raise ConcurrentUpdate("a person changed concurrently")
 
     def insert_records(self, records: Sequence[LinkedRecord]) -> None:
-        if records:
-            self.session.execute(insert(records_t), [_record_values(r) for r in records])
+        insert_rows(self.session, records_t, [_record_values(r) for r in records])
 
     def update_records(self, records: Sequence[LinkedRecord]) -> None:
         if not records:
@@ -296,8 +323,7 @@ class RegistryRepository:
 
     def add_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
         values = [{"kind": k, "value": v, "person_id": p} for k, v, p in sorted(set(rows))]
-        if values:
-            self.session.execute(insert(keys_t), values)
+        insert_rows(self.session, keys_t, values)
 
     def remove_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
         rows = sorted(set(rows))
@@ -309,16 +335,13 @@ class RegistryRepository:
             )
 
     def insert_reviews(self, items: Sequence[ReviewItem]) -> None:
-        if items:
-            self.session.execute(insert(reviews_t), [asdict(i) for i in items])
+        insert_rows(self.session, reviews_t, [_fields(i) for i in items])
 
     def insert_audit(self, events: Sequence[AuditEvent]) -> None:
-        if events:
-            self.session.execute(insert(audit_t), [asdict(e) for e in events])
+        insert_rows(self.session, audit_t, [_fields(e) for e in events])
 
     def insert_outbox(self, events: Sequence[OutboxEvent]) -> None:
-        if events:
-            self.session.execute(insert(outbox_t), [asdict(e) for e in events])
+        insert_rows(self.session, outbox_t, [_fields(e) for e in events])
 
     def insert_rejection(
         self,
@@ -382,21 +405,14 @@ class RegistryRepository:
         return found
 
     def search_person_ids(
-        self, *, keys: Sequence[Key], name: str | None, limit: int, after: UUID | None
+        self, *, keys: Sequence[Key], limit: int, after: UUID | None
     ) -> list[UUID]:
+        """Live persons filed under every one of `keys`, in id order."""
         stmt = select(persons_t.c.id).where(persons_t.c.status == PersonStatus.ACTIVE.value)
         for kind, value in keys:
             stmt = stmt.where(
                 persons_t.c.id.in_(
                     select(keys_t.c.person_id).where(keys_t.c.kind == kind, keys_t.c.value == value)
-                )
-            )
-        if name:
-            stmt = stmt.where(
-                persons_t.c.id.in_(
-                    select(keys_t.c.person_id).where(
-                        keys_t.c.kind == "name", keys_t.c.value == name
-                    )
                 )
             )
         if after is not None:
@@ -436,6 +452,11 @@ class RegistryRepository:
     def count(self, table: str) -> int:
         t = {"persons": persons_t, "source_records": records_t, "review_items": reviews_t}[table]
         return int(self.session.scalar(select(func.count()).select_from(t)) or 0)
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies every nested dict; the rows only need a shallow view.
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

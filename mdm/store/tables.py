@@ -57,7 +57,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Documents that are queried (golden records, attributes) are JSONB on PostgreSQL;
+# documents that are only kept and shown (raw payloads, explanations, events) are JSON,
+# stored as sent: cheaper to write, and a raw payload keeps its key order.
 Json = JSON().with_variant(JSONB(), "postgresql")
+Document = JSON()
 # SQLite assigns rowids only to INTEGER PRIMARY KEY columns.
 SeqId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -93,9 +97,9 @@ class SourceRecordRow(Base):
     source: Mapped[str] = mapped_column(String(64))
     source_id: Mapped[str] = mapped_column(String(255))
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"))
-    raw: Mapped[dict[str, Any]]  # the payload exactly as posted
+    raw: Mapped[dict[str, Any]] = mapped_column(Document)  # the payload exactly as posted
     attributes: Mapped[dict[str, Any]]
-    features: Mapped[dict[str, Any]]
+    features: Mapped[dict[str, Any]] = mapped_column(Document)
     source_updated_at: Mapped[datetime | None]
     received_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer)
@@ -103,7 +107,7 @@ class SourceRecordRow(Base):
     link_state: Mapped[str] = mapped_column(String(24))  # MATCH | POSSIBLE_MATCH | NO_MATCH
     link_score: Mapped[float] = mapped_column(Float)
     link_rule: Mapped[str] = mapped_column(String(32))
-    explanation: Mapped[dict[str, Any]]
+    explanation: Mapped[dict[str, Any]] = mapped_column(Document)
     linked_at: Mapped[datetime]
 
     __table_args__ = (
@@ -134,7 +138,7 @@ class ReviewItemRow(Base):
     person_b: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"))
     score: Mapped[float] = mapped_column(Float)
     source: Mapped[str | None] = mapped_column(String(64))
-    explanation: Mapped[dict[str, Any]]
+    explanation: Mapped[dict[str, Any]] = mapped_column(Document)
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(128))
@@ -161,8 +165,8 @@ class AuditEventRow(Base):
     entity_type: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(320))
     correlation_id: Mapped[str | None] = mapped_column(String(128))
-    before: Mapped[dict[str, Any] | None]
-    after: Mapped[dict[str, Any] | None]
+    before: Mapped[dict[str, Any] | None] = mapped_column(Document)
+    after: Mapped[dict[str, Any] | None] = mapped_column(Document)
 
     __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "seq"),)
 
@@ -176,7 +180,7 @@ class OutboxRow(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     type: Mapped[str] = mapped_column(String(64))
     person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    payload: Mapped[dict[str, Any]]
+    payload: Mapped[dict[str, Any]] = mapped_column(Document)
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
 
@@ -189,7 +193,7 @@ class RejectionRow(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     source: Mapped[str | None] = mapped_column(String(64))
     source_id: Mapped[str | None] = mapped_column(String(255))
-    raw: Mapped[dict[str, Any]]
-    errors: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    raw: Mapped[dict[str, Any]] = mapped_column(Document)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(Document)
     correlation_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]

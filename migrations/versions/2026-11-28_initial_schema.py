@@ -17,6 +17,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# Kept and shown, never queried: plain JSON, stored as sent.
+DOCUMENT = sa.JSON()
 # SQLite assigns rowids only to INTEGER PRIMARY KEY columns.
 SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -32,8 +34,8 @@ def upgrade() -> None:
         sa.Column("entity_type", sa.String(length=32), nullable=False),
         sa.Column("entity_id", sa.String(length=320), nullable=False),
         sa.Column("correlation_id", sa.String(length=128), nullable=True),
-        sa.Column("before", JSON, nullable=True),
-        sa.Column("after", JSON, nullable=True),
+        sa.Column("before", DOCUMENT, nullable=True),
+        sa.Column("after", DOCUMENT, nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_events")),
         sa.UniqueConstraint("id", name=op.f("uq_audit_events_id")),
     )
@@ -48,7 +50,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=True),
-        sa.Column("payload", JSON, nullable=False),
+        sa.Column("payload", DOCUMENT, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
@@ -77,8 +79,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=True),
         sa.Column("source_id", sa.String(length=255), nullable=True),
-        sa.Column("raw", JSON, nullable=False),
-        sa.Column("errors", JSON, nullable=False),
+        sa.Column("raw", DOCUMENT, nullable=False),
+        sa.Column("errors", DOCUMENT, nullable=False),
         sa.Column("correlation_id", sa.String(length=128), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rejections")),
@@ -105,7 +107,7 @@ def upgrade() -> None:
         sa.Column("person_b", sa.Uuid(), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=True),
-        sa.Column("explanation", JSON, nullable=False),
+        sa.Column("explanation", DOCUMENT, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resolved_by", sa.String(length=128), nullable=True),
@@ -132,9 +134,9 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("source_id", sa.String(length=255), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
-        sa.Column("raw", JSON, nullable=False),
+        sa.Column("raw", DOCUMENT, nullable=False),
         sa.Column("attributes", JSON, nullable=False),
-        sa.Column("features", JSON, nullable=False),
+        sa.Column("features", DOCUMENT, nullable=False),
         sa.Column("source_updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -142,7 +144,7 @@ def upgrade() -> None:
         sa.Column("link_state", sa.String(length=24), nullable=False),
         sa.Column("link_score", sa.Float(), nullable=False),
         sa.Column("link_rule", sa.String(length=32), nullable=False),
-        sa.Column("explanation", JSON, nullable=False),
+        sa.Column("explanation", DOCUMENT, nullable=False),
         sa.Column("linked_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["person_id"], ["persons.id"], name=op.f("fk_source_records_person_id_persons")

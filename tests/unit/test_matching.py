@@ -94,7 +94,12 @@ def test_same_name_alone_never_auto_merges() -> None:
 def test_nickname_and_same_phone_links() -> None:
     d = _decide(
         {"given_name": "Bill", "family_name": "Smith", "email": "b@x.com", "phone": "+14155550132"},
-        {"given_name": "William", "family_name": "Smith", "phone": "(415) 555-0132", "country": "US"},
+        {
+            "given_name": "William",
+            "family_name": "Smith",
+            "phone": "(415) 555-0132",
+            "country": "US",
+        },
     )
     assert d.outcome == Outcome.LINK
     assert set(d.matched_on) == {"name", "phone"}
@@ -102,21 +107,40 @@ def test_nickname_and_same_phone_links() -> None:
 
 def test_same_name_and_birth_date_but_different_national_id_never_links() -> None:
     d = _decide(
-        {"family_name": "Smith", "birth_date": "1985-02-03", "national_id": "123-45-6789",
-         "country": "US", "email": None},
-        {"family_name": "Smith", "birth_date": "1985-02-03", "national_id": "234-56-7890",
-         "country": "US", "email": None},
-    )  # fmt: skip
+        {
+            "family_name": "Smith",
+            "birth_date": "1985-02-03",
+            "national_id": "123-45-6789",
+            "country": "US",
+            "email": None,
+        },
+        {
+            "family_name": "Smith",
+            "birth_date": "1985-02-03",
+            "national_id": "234-56-7890",
+            "country": "US",
+            "email": None,
+        },
+    )
     assert d.outcome != Outcome.LINK
     assert "conflicting_national_id" in d.guards
 
 
 def test_michael_and_michelle_with_the_same_birth_date_are_not_auto_merged() -> None:
     d = _decide(
-        {"given_name": "Michael", "family_name": "Brown", "birth_date": "1990-01-01", "email": None},
-        {"given_name": "Michelle", "family_name": "Brown", "birth_date": "1990-01-01",
-         "email": None},
-    )  # fmt: skip
+        {
+            "given_name": "Michael",
+            "family_name": "Brown",
+            "birth_date": "1990-01-01",
+            "email": None,
+        },
+        {
+            "given_name": "Michelle",
+            "family_name": "Brown",
+            "birth_date": "1990-01-01",
+            "email": None,
+        },
+    )
     assert d.outcome != Outcome.LINK
 
 
@@ -153,11 +177,21 @@ _dates = st.one_of(st.none(), st.sampled_from(["1980-01-02", "1980-02-01", "1991
 @given(_names, _names, _dates, _dates)
 def test_guards_hold_whatever_the_confidence(g1: str, g2: str, d1: str | None, d2: str | None):  # type: ignore[no-untyped-def]
     d = _decide(
-        {"given_name": g1, "family_name": "Lee", "email": None, "birth_date": d1,
-         "phone": "+442079460958"},
-        {"given_name": g2, "family_name": "Lee", "email": None, "birth_date": d2,
-         "phone": "+14155550132"},
-    )  # fmt: skip
+        {
+            "given_name": g1,
+            "family_name": "Lee",
+            "email": None,
+            "birth_date": d1,
+            "phone": "+442079460958",
+        },
+        {
+            "given_name": g2,
+            "family_name": "Lee",
+            "email": None,
+            "birth_date": d2,
+            "phone": "+14155550132",
+        },
+    )
     comparisons = {c.attribute: c.level for c in d.best.score.comparisons}  # type: ignore[union-attr]
     if d.outcome == Outcome.LINK:
         assert comparisons["birth_date"] != "differs"

@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MDM_DATABASE_URL ?= sqlite:///./mdm.db
+PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+export MDM_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/mdm_test
+export MDM_BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/mdm_bench
+
+.PHONY: run test lint typecheck pytest bench install demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mdm migrate
+	$(BIN)/mdm demo
+	$(BIN)/mdm serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.bench_ingest
+
+clean:
+	rm -rf $(VENV) mdm.db mdm.db-wal mdm.db-shm .mypy_cache .ruff_cache
