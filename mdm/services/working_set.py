@@ -229,15 +229,18 @@ class WorkingSet:
             if self.persons[pid].golden.get("status") == "hired":
                 self._event(actor, correlation_id, "person.hired", pid, None, None)
 
-        self.repo.insert_persons(list(self._new_persons.values()))
+        # Updates first: their row counts detect a concurrent writer. The inserts then go
+        # out together, in one round trip where the database allows it.
         self.repo.update_persons(updated)
-        self.repo.insert_records(list(self._new_records.values()))
         self.repo.update_records(list(self._updated_records.values()))
         self.repo.remove_keys(self._keys_removed)
-        self.repo.add_keys(self._keys_added)
-        self.repo.insert_reviews(self.reviews)
-        self.repo.insert_audit(self.audit)
-        self.repo.insert_outbox(self.outbox)
+        with self.repo.pipelined():
+            self.repo.insert_persons(list(self._new_persons.values()))
+            self.repo.insert_records(list(self._new_records.values()))
+            self.repo.add_keys(self._keys_added)
+            self.repo.insert_reviews(self.reviews)
+            self.repo.insert_audit(self.audit)
+            self.repo.insert_outbox(self.outbox)
 
     def record_event(
         self,

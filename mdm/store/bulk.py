@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +58,12 @@ def driver_connection(session: Session) -> PgConnection[Any]:
     return raw
 
 
+def pipeline(session: Session) -> AbstractContextManager[object]:
+    if session.get_bind().dialect.name != "postgresql":
+        return nullcontext()
+    return driver_connection(session).pipeline()
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -82,14 +89,15 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             with cursor.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
                 copy.write(payload.encode())
             return
-        values = [
-            tuple(
-                Jsonb(row[c], dumps=_dumps) if c in json_columns and row[c] is not None else row[c]
-                for c in columns
-            )
-            for row in rows
-        ]
         placeholders = sql.SQL(", ").join(sql.Placeholder() * len(columns))
-        cursor.executemany(
-            sql.SQL("INSERT INTO {} VALUES ({})").format(target, placeholders), values
-        )
+        statement = sql.SQL("INSERT INTO {} VALUES ({})").format(target, placeholders)
+        for row in rows:
+            cursor.execute(
+                statement,
+                tuple(
+                    Jsonb(row[c], dumps=_dumps)
+                    if c in json_columns and row[c] is not None
+                    else row[c]
+                    for c in columns
+                ),
+            )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, cast
@@ -39,7 +40,7 @@ from mdm.model.person import (
     ReviewItem,
 )
 from mdm.model.record import MatchFeatures
-from mdm.store.bulk import insert_rows
+from mdm.store.bulk import insert_rows, pipeline
 from mdm.store.locks import lock_keys
 from mdm.store.tables import (
     AuditEventRow,
@@ -245,6 +246,10 @@ class RegistryRepository:
         return persons
 
     # -- writing ---------------------------------------------------------------------------
+    def pipelined(self) -> AbstractContextManager[object]:
+        """Send the inserts inside the block without waiting for each one (PostgreSQL)."""
+        return pipeline(self.session)
+
     def insert_persons(self, persons: Sequence[PersonState]) -> None:
         insert_rows(
             self.session,
