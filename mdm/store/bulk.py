@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
 import orjson
 from psycopg import Connection as PgConnection
-from psycopg import sql
+from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Table, insert
 from sqlalchemy.orm import Session
@@ -58,46 +57,69 @@ def driver_connection(session: Session) -> PgConnection[Any]:
     return raw
 
 
-def pipeline(session: Session) -> AbstractContextManager[object]:
-    if session.get_bind().dialect.name != "postgresql":
-        return nullcontext()
-    return driver_connection(session).pipeline()
+def write_tables(
+    session: Session, tables: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
+) -> None:
+    """Insert rows into several tables, in order.
 
-
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
+    On PostgreSQL large row sets go by COPY (which a pipeline cannot carry), then the small
+    ones are sent in one pipeline: a single round trip however many statements.
+    """
+    tables = [(table, rows) for table, rows in tables if rows]
+    if not tables:
         return
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), list(rows))
+        for table, rows in tables:
+            session.execute(insert(table), list(rows))
         return
-    columns = list(rows[0])
-    json_columns = {c.name for c in table.c if isinstance(c.type, JSON)}
-    target = sql.SQL("{} ({})").format(
+    conn = driver_connection(session)
+    small = []
+    with conn.cursor() as cursor:
+        for table, rows in tables:
+            if len(rows) >= COPY_THRESHOLD:
+                _copy(cursor, table, rows)
+            else:
+                small.append((table, rows))
+        if small:
+            with conn.pipeline():
+                for table, rows in small:
+                    _execute_inserts(cursor, table, rows)
+
+
+def _target(table: Table, columns: list[str]) -> sql.Composed:
+    return sql.SQL("{} ({})").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    conn = driver_connection(session)
-    with conn.cursor() as cursor:
-        if len(rows) >= COPY_THRESHOLD:
-            renderers: list[Callable[[Any], str]] = [
-                _json_text if c in json_columns else _text for c in columns
-            ]
-            payload = "".join(
-                "\t".join(render(row[c]) for render, c in zip(renderers, columns, strict=True))
-                + "\n"
-                for row in rows
-            )
-            with cursor.copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
-                copy.write(payload.encode())
-            return
-        placeholders = sql.SQL(", ").join(sql.Placeholder() * len(columns))
-        statement = sql.SQL("INSERT INTO {} VALUES ({})").format(target, placeholders)
-        for row in rows:
-            cursor.execute(
-                statement,
-                tuple(
-                    Jsonb(row[c], dumps=_dumps)
-                    if c in json_columns and row[c] is not None
-                    else row[c]
-                    for c in columns
-                ),
-            )
+
+
+def _json_columns(table: Table) -> set[str]:
+    return {c.name for c in table.c if isinstance(c.type, JSON)}
+
+
+def _copy(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    json_columns = _json_columns(table)
+    renderers: list[Callable[[Any], str]] = [
+        _json_text if c in json_columns else _text for c in columns
+    ]
+    payload = "".join(
+        "\t".join(render(row[c]) for render, c in zip(renderers, columns, strict=True)) + "\n"
+        for row in rows
+    )
+    with cursor.copy(sql.SQL("COPY {} FROM STDIN").format(_target(table, columns))) as copy:
+        copy.write(payload.encode())
+
+
+def _execute_inserts(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    json_columns = _json_columns(table)
+    placeholders = sql.SQL(", ").join(sql.Placeholder() * len(columns))
+    statement = sql.SQL("INSERT INTO {} VALUES ({})").format(_target(table, columns), placeholders)
+    for row in rows:
+        cursor.execute(
+            statement,
+            tuple(
+                Jsonb(row[c], dumps=_dumps) if c in json_columns and row[c] is not None else row[c]
+                for c in columns
+            ),
+        )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, cast
@@ -40,7 +40,7 @@ from mdm.model.person import (
     ReviewItem,
 )
 from mdm.model.record import MatchFeatures
-from mdm.store.bulk import insert_rows, pipeline
+from mdm.store.bulk import write_tables
 from mdm.store.locks import lock_keys
 from mdm.store.tables import (
     AuditEventRow,
@@ -106,7 +106,7 @@ _UPDATE_PERSON = (
 )
 
 
-def _record(row: Row[Any], *, full: bool = False) -> LinkedRecord:
+def _record(row: Any, *, full: bool = False) -> LinkedRecord:
     m = row._mapping
     return LinkedRecord(
         id=m["id"],
@@ -157,6 +157,7 @@ class RegistryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
+        self._pending: list[tuple[Table, list[dict[str, Any]]]] | None = None
 
     # -- locking ---------------------------------------------------------------------------
     def lock(self, keys: Iterable[str]) -> None:
@@ -246,13 +247,25 @@ class RegistryRepository:
         return persons
 
     # -- writing ---------------------------------------------------------------------------
-    def pipelined(self) -> AbstractContextManager[object]:
-        """Send the inserts inside the block without waiting for each one (PostgreSQL)."""
-        return pipeline(self.session)
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Collect the inserts made inside the block and write them together on leaving it:
+        COPY for large row sets, one pipelined round trip for the rest (PostgreSQL)."""
+        self._pending = []
+        try:
+            yield
+            write_tables(self.session, self._pending)
+        finally:
+            self._pending = None
+
+    def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if self._pending is not None:
+            self._pending.append((table, rows))
+        else:
+            write_tables(self.session, [(table, rows)])
 
     def insert_persons(self, persons: Sequence[PersonState]) -> None:
-        insert_rows(
-            self.session,
+        self._insert(
             persons_t,
             [
                 {
@@ -291,7 +304,7 @@ class RegistryRepository:
             raise ConcurrentUpdate("a person changed concurrently")
 
     def insert_records(self, records: Sequence[LinkedRecord]) -> None:
-        insert_rows(self.session, records_t, [_record_values(r) for r in records])
+        self._insert(records_t, [_record_values(r) for r in records])
 
     def update_records(self, records: Sequence[LinkedRecord]) -> None:
         if not records:
@@ -328,7 +341,7 @@ class RegistryRepository:
 
     def add_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
         values = [{"kind": k, "value": v, "person_id": p} for k, v, p in sorted(set(rows))]
-        insert_rows(self.session, keys_t, values)
+        self._insert(keys_t, values)
 
     def remove_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
         rows = sorted(set(rows))
@@ -340,13 +353,13 @@ class RegistryRepository:
             )
 
     def insert_reviews(self, items: Sequence[ReviewItem]) -> None:
-        insert_rows(self.session, reviews_t, [_fields(i) for i in items])
+        self._insert(reviews_t, [_fields(i) for i in items])
 
     def insert_audit(self, events: Sequence[AuditEvent]) -> None:
-        insert_rows(self.session, audit_t, [_fields(e) for e in events])
+        self._insert(audit_t, [_fields(e) for e in events])
 
     def insert_outbox(self, events: Sequence[OutboxEvent]) -> None:
-        insert_rows(self.session, outbox_t, [_fields(e) for e in events])
+        self._insert(outbox_t, [_fields(e) for e in events])
 
     def insert_rejection(
         self,

@@ -201,7 +201,7 @@ def _body(g: GeneratedRecord) -> dict[str, Any]:
 
 def _percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def measure_sequential(port: int, records: list[GeneratedRecord]) -> dict[str, float]:
@@ -322,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     results["setup"] = {
         "persons_preloaded": persons,
         "workers": args.workers,
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "machine": (
+            f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+        ),
     }
     seq, conc, bat, mem = (results[k] for k in ("sequential", "concurrent", "batch", "memory"))
     rows = [
