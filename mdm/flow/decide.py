@@ -149,43 +149,56 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds) -> Decision:
     )
 
 
+def _exact_guards(candidate: Candidate, thresholds: Thresholds) -> list[str]:
+    guards = evidence_conflicts(candidate.score)
+    if candidate.score.name_similarity < thresholds.name_disagreement:
+        guards.append("names_disagree")
+    return guards
+
+
 def _decide_exact(exact: list[Candidate], thresholds: Thresholds) -> Decision:
-    exact = sorted(exact, key=lambda c: ("person_id" not in c.exact_keys, -c.score.confidence))
-    best = exact[0]
-    matched_on = tuple(_KEY_ATTRIBUTE.get(k, k) for k in best.exact_keys)
-    if len({c.person_id for c in exact}) > 1 and "person_id" not in best.exact_keys:
+    hinted = [c for c in exact if "person_id" in c.exact_keys]
+    if hinted:
+        # The caller named the person: that is the only candidate that counts.
+        exact = hinted
+    ranked = sorted(exact, key=lambda c: -c.score.confidence)
+    # A shared key (a family mailbox) can point at several persons: the one whose name and
+    # evidence agree is the match; if several or none agree, a steward decides.
+    consistent = [c for c in ranked if not _exact_guards(c, thresholds)]
+    persons = {c.person_id for c in consistent}
+    rule = Rule.PERSON_ID_HINT if hinted else Rule.EXACT_KEY
+    if len(persons) == 1:
+        best = consistent[0]
+        return Decision(
+            Outcome.LINK,
+            rule,
+            1.0,
+            best.person_id,
+            matched_on=tuple(_KEY_ATTRIBUTE.get(k, k) for k in best.exact_keys),
+            best=best,
+            candidates=tuple(ranked),
+        )
+    if len(persons) > 1:
+        best = consistent[0]
         return Decision(
             Outcome.REVIEW,
             Rule.EXACT_KEY_CONFLICT,
-            best.score.confidence,
-            review_with=tuple(c.person_id for c in exact[:MAX_REVIEW_PAIRS]),
-            matched_on=matched_on,
+            min(best.score.confidence, thresholds.auto_merge - 1e-6),
+            review_with=tuple(c.person_id for c in consistent[:MAX_REVIEW_PAIRS]),
+            matched_on=tuple(_KEY_ATTRIBUTE.get(k, k) for k in best.exact_keys),
             guards=("exact_keys_point_to_different_persons",),
             best=best,
-            candidates=tuple(exact),
+            candidates=tuple(ranked),
         )
-    rule = Rule.PERSON_ID_HINT if "person_id" in best.exact_keys else Rule.EXACT_KEY
-    guards = evidence_conflicts(best.score)
-    if best.score.name_similarity < thresholds.name_disagreement:
-        guards.append("names_disagree")
-    if guards:
-        # A shared mailbox or a data error: a steward decides, never an automatic merge.
-        return Decision(
-            Outcome.REVIEW,
-            rule,
-            min(best.score.confidence, thresholds.auto_merge - 1e-6),
-            review_with=(best.person_id,),
-            matched_on=matched_on,
-            guards=tuple(guards),
-            best=best,
-            candidates=tuple(exact),
-        )
+    best = ranked[0]
+    # A shared mailbox or a data error: a steward decides, never an automatic merge.
     return Decision(
-        Outcome.LINK,
+        Outcome.REVIEW,
         rule,
-        1.0,
-        best.person_id,
-        matched_on=matched_on,
+        min(best.score.confidence, thresholds.auto_merge - 1e-6),
+        review_with=(best.person_id,),
+        matched_on=tuple(_KEY_ATTRIBUTE.get(k, k) for k in best.exact_keys),
+        guards=tuple(_exact_guards(best, thresholds)),
         best=best,
-        candidates=tuple(exact),
+        candidates=tuple(ranked),
     )

@@ -99,13 +99,19 @@ def import_file(
         batch: list[_Line] = []
 
         def flush() -> None:
-            outcomes = ingest_many(
-                registry,
-                [b.record for b in batch if b.record],
-                actor=actor,
-                correlation_id=f"import:{path.name}",
+            outcomes = iter(
+                ingest_many(
+                    registry,
+                    [b.record for b in batch if b.record],
+                    actor=actor,
+                    correlation_id=f"import:{path.name}",
+                )
             )
-            for line, outcome in zip(batch, outcomes, strict=True):
+            for line in batch:  # in line order, so the reject file reads top to bottom
+                if line.record is None:
+                    reject(line.number, [{"field": "line", "message": line.error or "unreadable"}])
+                    continue
+                outcome = next(outcomes)
                 if isinstance(outcome, IngestFailure):
                     reject(line.number, _reasons(outcome.error))
                 else:
@@ -116,11 +122,6 @@ def import_file(
 
         for line in _records(path, handle, source, id_field):
             summary.lines += 1
-            if line.record is None:
-                reject(line.number, [{"field": "line", "message": line.error or "unreadable"}])
-                if progress:
-                    progress(1)
-                continue
             batch.append(line)
             if len(batch) >= BATCH_SIZE:
                 flush()

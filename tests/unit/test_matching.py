@@ -144,6 +144,21 @@ def test_michael_and_michelle_with_the_same_birth_date_are_not_auto_merged() -> 
     assert d.outcome != Outcome.LINK
 
 
+def test_a_shared_mailbox_links_to_the_person_whose_name_agrees() -> None:
+    record = features(given_name="John", family_name="Smith", email="smiths@gmail.com")
+    john = features(given_name="Johnny", family_name="Smith", email="smiths@gmail.com")
+    mary = features(given_name="Mary", family_name="Smith", email="smiths@gmail.com")
+    john_id, mary_id = uuid.uuid4(), uuid.uuid4()
+    d = decide(
+        [
+            Candidate(mary_id, SCORER.score(record, mary), ("email",)),
+            Candidate(john_id, SCORER.score(record, john), ("email",)),
+        ],
+        POLICY,
+    )
+    assert (d.outcome, d.person_id) == (Outcome.LINK, john_id)
+
+
 def test_exact_keys_on_two_persons_go_to_review() -> None:
     fa = features(given_name="Ana")
     score = SCORER.score(fa, fa)

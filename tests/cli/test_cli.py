@@ -1,0 +1,85 @@
+"""The `mdm` command line, end to end on an embedded SQLite database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from typer.testing import CliRunner
+
+from mdm.cli import app
+from mdm.config import get_settings
+from mdm.store.tables import PersonRow, RejectionRow, SourceRecordRow
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("MDM_DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 0, result.output
+    yield url
+    get_settings.cache_clear()
+
+
+def count(url: str, table: type) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n = int(conn.scalar(select(func.count()).select_from(table)) or 0)
+    engine.dispose()
+    return n
+
+
+def test_import_jsonl_reports_decisions_and_writes_rejects(database: str, tmp_path: Path) -> None:
+    lines = [
+        {"source_id": "c1", "given_name": "Ana", "family_name": "Ruiz", "email": "ana@x.es"},
+        {"source_id": "c2", "given_name": "Ana", "family_name": "Ruiz", "email": "ANA@x.es"},
+        {"source_id": "c3", "family_name": "Solo"},
+    ]
+    path = tmp_path / "contacts.jsonl"
+    path.write_text(
+        "\n".join(json.dumps(line) for line in lines) + "\nnot json\n", encoding="utf-8"
+    )
+    result = runner.invoke(app, ["import", str(path), "--source", "crm"])
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output and "linked" in result.output
+    rejects = [
+        json.loads(x) for x in (tmp_path / "contacts.jsonl.rejects.jsonl").read_text().splitlines()
+    ]
+    assert [r["line"] for r in rejects] == [3, 4]
+    assert rejects[0]["errors"][0]["field"] == "data"
+    assert count(database, SourceRecordRow) == 2
+    assert count(database, PersonRow) == 1
+    assert count(database, RejectionRow) == 1
+
+
+def test_import_csv(database: str, tmp_path: Path) -> None:
+    path = tmp_path / "employees.csv"
+    path.write_text(
+        "source_id,given_name,family_name,phone,country,birth_date\n"
+        "e1,Jürgen,Müller,030 12345678,DE,1980-05-06\n"
+        "e2,Juergen,Mueller,+49 30 12345678,DE,1980-05-06\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["import", str(path), "--source", "hris"])
+    assert result.exit_code == 0, result.output
+    assert count(database, SourceRecordRow) == 2
+    assert count(database, PersonRow) == 1
+
+
+def test_demo_loads_once(database: str) -> None:
+    first = runner.invoke(app, ["demo", "--records", "120"])
+    assert first.exit_code == 0, first.output
+    loaded = count(database, SourceRecordRow)
+    assert loaded >= 115
+    second = runner.invoke(app, ["demo", "--records", "120"])
+    assert second.exit_code == 0
+    assert "nothing loaded" in second.output
+    assert count(database, SourceRecordRow) == loaded
