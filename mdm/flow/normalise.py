@@ -75,6 +75,7 @@ def normalise_email(raw: str) -> str:
     return checked.normalized.lower()
 
 
+@lru_cache(maxsize=65536)
 def normalise_phone(raw: str, region: str | None) -> str:
     try:
         number = phonenumbers.parse(raw, region)

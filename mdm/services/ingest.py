@@ -18,6 +18,7 @@ from uuid import UUID
 from mdm.flow.decide import Decision, Outcome, Rule, decide
 from mdm.flow.normalise import normalise
 from mdm.model.errors import BatchTooLarge, FieldIssue, InvalidRecord, MdmError
+from mdm.model.ids import new_id
 from mdm.model.person import LinkedRecord, LinkSource, LinkState, ReviewItem
 from mdm.model.record import IncomingRecord, NormalisedRecord
 from mdm.services.context import Registry
@@ -122,7 +123,7 @@ def _keep_rejected(
 ) -> None:
     errors = [e.as_dict() for e in getattr(error, "errors", [])]
     repo.insert_rejection(
-        id=uuid.uuid4(),
+        id=new_id(),
         source=record.source,
         source_id=record.source_id,
         raw={"source": record.source, "source_id": record.source_id, "data": dict(record.data)},
@@ -169,7 +170,7 @@ def _resolve(
         result_decision = DecisionName.REVIEW
         for other in decision.review_with:
             item = ReviewItem(
-                id=uuid.uuid4(),
+                id=new_id(),
                 kind="match",
                 status="open",
                 person_a=other,
@@ -225,7 +226,7 @@ def _new_record(
     }[decision.outcome]
     manual = decision.rule == Rule.PERSON_ID_HINT and decision.outcome == Outcome.LINK
     return LinkedRecord(
-        id=uuid.uuid4(),
+        id=new_id(),
         source=record.source,
         source_id=record.source_id,
         person_id=uuid.UUID(int=0),

@@ -7,7 +7,6 @@ bulk. A single record is a batch of one: the online and bulk paths are the same 
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,6 +17,7 @@ from mdm.flow.block import Key, blocking_keys, candidate_keys, exact_keys
 from mdm.flow.decide import Candidate
 from mdm.flow.score import Score, Scorer
 from mdm.flow.survivorship import RecordView, build_golden
+from mdm.model.ids import new_id
 from mdm.model.person import (
     AuditEvent,
     LinkedRecord,
@@ -30,7 +30,9 @@ from mdm.model.record import MatchFeatures, NormalisedRecord
 from mdm.store.registry import RegistryRepository
 
 # Scoring is cheap but not free: past this many candidates the ones sharing most keys win.
-MAX_CANDIDATES = 64
+MAX_CANDIDATES = 32
+# More persons than this sharing nothing but a name key are namesakes, not candidates.
+NAME_CROWD = 12
 
 
 def record_lock(source: str, source_id: str) -> str:
@@ -76,8 +78,9 @@ class WorkingSet:
         )
         for key, ids in hits.items():
             self.index[key].update(ids)
-        person_ids = {pid for ids in hits.values() for pid in ids}
-        person_ids.update(known.values())
+        person_ids = set(known.values())
+        for r in records:
+            person_ids.update(self._blocked(r.features))
         person_ids.update(r.incoming.person_id for r in records if r.incoming.person_id)
         self.persons = self.repo.load_persons(person_ids)
         for person in self.persons.values():
@@ -110,23 +113,38 @@ class WorkingSet:
         assert best is not None, "a live person has at least one record"
         return best
 
+    def _blocked(self, f: MatchFeatures) -> dict[UUID, set[str]]:
+        """Persons sharing a blocking key with the record, and the kinds of key they share.
+
+        Persons that share only a name key are dropped when they are a crowd: a common name
+        held by many strangers is no evidence, and such a pair could never merge on its own.
+        """
+        shared: dict[UUID, set[str]] = defaultdict(set)
+        for key in candidate_keys(f):
+            if key not in self.generic:
+                for pid in self.index.get(key, ()):
+                    shared[pid].add(key[0])
+        name_only = [pid for pid, kinds in shared.items() if kinds == {"nk"}]
+        if len(name_only) > NAME_CROWD:
+            for pid in name_only:
+                del shared[pid]
+        return shared
+
     def candidates(self, record: NormalisedRecord, hinted: PersonState | None) -> list[Candidate]:
         f = record.features
-        shared: dict[UUID, list[str]] = defaultdict(list)
-        exact: dict[UUID, list[str]] = defaultdict(list)
+        record_exact = {kind for kind, _ in exact_keys(f)}
+        shared: dict[UUID, set[str]] = defaultdict(set)
+        for pid, kinds in self._blocked(f).items():
+            person = self.live(pid)
+            if person is not None:
+                shared[person.id] |= kinds
+        exact: dict[UUID, list[str]] = {
+            pid: sorted(kinds & record_exact)
+            for pid, kinds in shared.items()
+            if kinds & record_exact
+        }
         if hinted is not None:
-            exact[hinted.id].append("person_id")
-        record_exact = exact_keys(f)
-        for key in candidate_keys(f):
-            if key in self.generic:
-                continue
-            for pid in self.index.get(key, ()):
-                person = self.live(pid)
-                if person is None:
-                    continue
-                shared[person.id].append(key[0])
-                if key in record_exact and key[0] not in exact[person.id]:
-                    exact[person.id].append(key[0])
+            exact[hinted.id] = ["person_id", *exact.get(hinted.id, [])]
         ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), str(pid)))
         chosen = set(exact) | set(ranked[:MAX_CANDIDATES])
         return [
@@ -137,7 +155,7 @@ class WorkingSet:
     # -- changing --------------------------------------------------------------------------
     def new_person(self) -> PersonState:
         person = PersonState(
-            id=uuid.uuid4(),
+            id=new_id(),
             status=PersonStatus.ACTIVE,
             version=1,
             created_at=self.now,
@@ -253,12 +271,12 @@ class WorkingSet:
         entity = f"{record.source}/{record.source_id}"
         self.audit.append(
             AuditEvent(
-                uuid.uuid4(), self.now, actor, action, "record", entity, correlation_id, None, after
+                new_id(), self.now, actor, action, "record", entity, correlation_id, None, after
             )
         )
         self.outbox.append(
             OutboxEvent(
-                uuid.uuid4(),
+                new_id(),
                 action,
                 record.person_id,
                 {"source": record.source, "source_id": record.source_id, **after},
@@ -275,7 +293,7 @@ class WorkingSet:
         }
         self.audit.append(
             AuditEvent(
-                uuid.uuid4(),
+                new_id(),
                 self.now,
                 actor,
                 "review.opened",
@@ -286,9 +304,7 @@ class WorkingSet:
                 after,
             )
         )
-        self.outbox.append(
-            OutboxEvent(uuid.uuid4(), "review.opened", item.person_b, after, self.now)
-        )
+        self.outbox.append(OutboxEvent(new_id(), "review.opened", item.person_b, after, self.now))
 
     def _event(
         self,
@@ -301,7 +317,7 @@ class WorkingSet:
     ) -> None:
         self.audit.append(
             AuditEvent(
-                uuid.uuid4(),
+                new_id(),
                 self.now,
                 actor,
                 action,
@@ -315,7 +331,7 @@ class WorkingSet:
         payload: dict[str, Any] = {"person_id": str(person_id)}
         if after is not None and before is not None:
             payload["changed_fields"] = sorted(after)
-        self.outbox.append(OutboxEvent(uuid.uuid4(), action, person_id, payload, self.now))
+        self.outbox.append(OutboxEvent(new_id(), action, person_id, payload, self.now))
 
 
 def _redact(values: dict[str, Any] | None) -> dict[str, Any] | None:

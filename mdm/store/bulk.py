@@ -8,16 +8,14 @@ which is several times cheaper than adapting them value by value.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
 from psycopg import Connection as PgConnection
 from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, Column, DateTime, String, Table, TypeDecorator, insert
 from sqlalchemy.orm import Session
 
 # Below this many rows a pipelined INSERT beats setting up a COPY.
@@ -29,26 +27,29 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_ESCAPES)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, uuid.UUID | int | float):
-        return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.isoformat()
-    raise TypeError(f"no COPY rendering for {type(value).__name__}")
+def _escape(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_ESCAPES)
+    return text
 
 
 def _json_text(value: Any) -> str:
     if value is None:
         return "\\N"
-    return orjson.dumps(value).decode().translate(_ESCAPES)
+    # orjson escapes control characters inside strings; only backslashes remain to double.
+    return orjson.dumps(value).decode().replace("\\", "\\\\")
+
+
+def _renderer(column: Column[Any]) -> Callable[[Any], str]:
+    """COPY text rendering for one column, chosen once per column rather than per value."""
+    kind = column.type
+    if isinstance(kind, JSON):
+        return _json_text
+    if isinstance(kind, DateTime | TypeDecorator):
+        return lambda v: "\\N" if v is None else v.isoformat()
+    if isinstance(kind, String):
+        return lambda v: "\\N" if v is None else _escape(v)
+    return lambda v: "\\N" if v is None else str(v)
 
 
 def driver_connection(session: Session) -> PgConnection[Any]:
@@ -62,8 +63,8 @@ def write_tables(
 ) -> None:
     """Insert rows into several tables, in order.
 
-    On PostgreSQL large row sets go by COPY (which a pipeline cannot carry), then the small
-    ones are sent in one pipeline: a single round trip however many statements.
+    On PostgreSQL large row sets go by COPY (which a pipeline cannot carry) and runs of
+    small ones in one pipeline: a single round trip however many statements.
     """
     tables = [(table, rows) for table, rows in tables if rows]
     if not tables:
@@ -73,17 +74,24 @@ def write_tables(
             session.execute(insert(table), list(rows))
         return
     conn = driver_connection(session)
-    small = []
+    small: list[tuple[Table, Sequence[dict[str, Any]]]] = []
     with conn.cursor() as cursor:
+
+        def send_small() -> None:
+            if small:
+                with conn.pipeline():
+                    for small_table, small_rows in small:
+                        _execute_inserts(cursor, small_table, small_rows)
+                small.clear()
+
+        # Table order is foreign-key order: a COPY first sends the small inserts before it.
         for table, rows in tables:
-            if len(rows) >= COPY_THRESHOLD:
-                _copy(cursor, table, rows)
-            else:
+            if len(rows) < COPY_THRESHOLD:
                 small.append((table, rows))
-        if small:
-            with conn.pipeline():
-                for table, rows in small:
-                    _execute_inserts(cursor, table, rows)
+            else:
+                send_small()
+                _copy(cursor, table, rows)
+        send_small()
 
 
 def _target(table: Table, columns: list[str]) -> sql.Composed:
@@ -98,14 +106,8 @@ def _json_columns(table: Table) -> set[str]:
 
 def _copy(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
     columns = list(rows[0])
-    json_columns = _json_columns(table)
-    renderers: list[Callable[[Any], str]] = [
-        _json_text if c in json_columns else _text for c in columns
-    ]
-    payload = "".join(
-        "\t".join(render(row[c]) for render, c in zip(renderers, columns, strict=True)) + "\n"
-        for row in rows
-    )
+    renderers = [(c, _renderer(table.c[c])) for c in columns]
+    payload = "".join("\t".join([render(row[c]) for c, render in renderers]) + "\n" for row in rows)
     with cursor.copy(sql.SQL("COPY {} FROM STDIN").format(_target(table, columns))) as copy:
         copy.write(payload.encode())
 

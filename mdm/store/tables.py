@@ -82,7 +82,7 @@ class PersonRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # active | merged | erased
     merged_into: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("persons.id"))
     golden: Mapped[dict[str, Any]]
-    lineage: Mapped[dict[str, Any]]
+    lineage: Mapped[dict[str, Any]] = mapped_column(Document)
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("merged_into", sa.Uuid(), nullable=True),
         sa.Column("golden", JSON, nullable=False),
-        sa.Column("lineage", JSON, nullable=False),
+        sa.Column("lineage", DOCUMENT, nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -290,3 +290,40 @@ def test_every_record_is_linked_to_exactly_one_live_person(registry: Registry) -
         )
     assert count(registry, SourceRecordRow) + count(registry, RejectionRow) >= len(generated) - 5
     assert (orphans, empty, keys_of_dead) == (0, 0, 0)
+
+
+def test_a_record_with_many_keys_is_written_in_foreign_key_order(registry: Registry) -> None:
+    # Enough phones and emails for the keys to go by COPY while the person is a small insert.
+    record = incoming(
+        "crm",
+        emails=[f"ana{i}@example.com" for i in range(20)],
+        phones=[f"+34 612 345 {i:03d}" for i in range(20)],
+    )
+    result = ingest_one(registry, record, actor="t")
+    assert result.decision == "created"
+    assert count(registry, PersonKeyRow) >= 40
+
+
+def test_bulk_writes_keep_every_character(registry: Registry) -> None:
+    tricky = "tab\there, new\nline, back\\slash, quote \" and 'ü 中文 😀"
+    records = [
+        incoming(
+            "ats",
+            f"a-{i}",
+            given_name=f"Zoë{i}",
+            family_name="O'Brien\\Smith",
+            email=f"z{i}@example.com",
+            interview_feedback=tricky,
+            job_title="C\\O\tO",
+        )
+        for i in range(40)  # enough rows for the bulk path
+    ]
+    ingest_many(registry, records, actor="t")
+    with registry.database.engine.connect() as conn:
+        rows = conn.execute(select(SourceRecordRow.raw, SourceRecordRow.attributes)).all()
+    assert len(rows) == 40
+    for raw, attributes in rows:
+        assert raw["data"]["interview_feedback"] == tricky
+        assert attributes["interview_feedback"] == tricky
+        assert attributes["family_name"] == "O'Brien\\Smith"
+        assert attributes["job_title"] == "C\\O\tO"

@@ -166,3 +166,16 @@ def test_email_normalisation_is_idempotent(email: str) -> None:
     except _Dropped:
         return
     assert normalise_email(once) == once
+
+
+def test_ids_are_version_7_and_carry_their_creation_time() -> None:
+    import time
+
+    from mdm.model.ids import new_id
+
+    before = time.time_ns() // 1_000_000
+    ids = [new_id() for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
+    assert {(i.version, i.variant) for i in ids} == {(7, "specified in RFC 4122")}
+    assert all(before <= i.int >> 80 <= after for i in ids)
+    assert len(set(ids)) == len(ids)
