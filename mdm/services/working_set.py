@@ -65,16 +65,16 @@ class WorkingSet:
     # -- loading ---------------------------------------------------------------------------
     def load(self, records: Sequence[NormalisedRecord], *, lock: bool = True) -> None:
         """Lock the batch's exact keys, then load everything its records can touch."""
+        locks: set[str] = set()
         if lock:
             locks = {record_lock(r.source, r.source_id) for r in records}
             for r in records:
                 locks.update(f"{kind}:{value}" for kind, value in exact_keys(r.features))
-            self.repo.lock(locks)
         wanted: set[Key] = set()
         for r in records:
             wanted |= candidate_keys(r.features)
         known, hits, self.generic = self.repo.lookup(
-            [(r.source, r.source_id) for r in records], wanted, self.block_cap
+            [(r.source, r.source_id) for r in records], wanted, self.block_cap, lock=locks
         )
         for key, ids in hits.items():
             self.index[key].update(ids)

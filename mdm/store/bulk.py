@@ -9,6 +9,7 @@ which is several times cheaper than adapting them value by value.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -100,8 +101,9 @@ def _target(table: Table, columns: list[str]) -> sql.Composed:
     )
 
 
-def _json_columns(table: Table) -> set[str]:
-    return {c.name for c in table.c if isinstance(c.type, JSON)}
+@lru_cache(maxsize=64)
+def _json_columns(table: Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.c if isinstance(c.type, JSON))
 
 
 def _copy(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -113,15 +115,33 @@ def _copy(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> 
 
 
 def _execute_inserts(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    columns = list(rows[0])
+    columns = tuple(rows[0])
     json_columns = _json_columns(table)
-    placeholders = sql.SQL(", ").join(sql.Placeholder() * len(columns))
-    statement = sql.SQL("INSERT INTO {} VALUES ({})").format(_target(table, columns), placeholders)
+    statement = _insert_sql(cursor.connection, table, columns, len(rows))
+    params: list[Any] = []
     for row in rows:
-        cursor.execute(
-            statement,
-            tuple(
-                Jsonb(row[c], dumps=_dumps) if c in json_columns and row[c] is not None else row[c]
-                for c in columns
-            ),
+        params.extend(
+            Jsonb(row[c], dumps=_dumps) if c in json_columns and row[c] is not None else row[c]
+            for c in columns
         )
+    cursor.execute(statement, params)
+
+
+_statements: dict[tuple[str, tuple[str, ...], int], str] = {}
+
+
+def _insert_sql(conn: PgConnection[Any], table: Table, columns: tuple[str, ...], n: int) -> str:
+    """One multi-row INSERT per table, rendered once per shape (psycopg's SQL composition
+    costs more than the insert itself)."""
+    key = (table.name, columns, n)
+    statement = _statements.get(key)
+    if statement is None:
+        row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        statement = (
+            sql.SQL("INSERT INTO {} VALUES {}")
+            .format(_target(table, list(columns)), sql.SQL(", ").join([row] * n))
+            .as_string(conn)
+        )
+        if len(_statements) < 4096:
+            _statements[key] = statement
+    return statement

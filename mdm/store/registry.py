@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
+from psycopg import sql as pgsql
+from psycopg.rows import dict_row
 from sqlalchemy import (
     Row,
     Table,
@@ -20,13 +22,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.types import String
 
 from mdm.model.errors import ConcurrentUpdate
 from mdm.model.person import (
@@ -40,8 +39,8 @@ from mdm.model.person import (
     ReviewItem,
 )
 from mdm.model.record import MatchFeatures
-from mdm.store.bulk import write_tables
-from mdm.store.locks import lock_keys
+from mdm.store.bulk import driver_connection, write_tables
+from mdm.store.locks import LOCK_SQL, lock_id
 from mdm.store.tables import (
     AuditEventRow,
     OutboxRow,
@@ -71,23 +70,26 @@ _LOAD_PERSONS = select(
     persons_t.c.golden,
     persons_t.c.merged_into,
 ).where(persons_t.c.id.in_(bindparam("ids", expanding=True)))
+_PG_LOAD_PERSONS = (
+    "SELECT id, status, version, created_at, updated_at, golden, merged_into "
+    "FROM persons WHERE id = ANY(%s::uuid[])"
+)
+_PG_LOAD_RECORDS = pgsql.SQL(
+    "SELECT {} FROM source_records WHERE person_id = ANY(%s::uuid[])"
+).format(pgsql.SQL(", ").join(pgsql.Identifier(c.name) for c in _RECORD_COLUMNS))
 _LOAD_RECORDS = select(*_RECORD_COLUMNS).where(
     records_t.c.person_id.in_(bindparam("ids", expanding=True))
 )
 # Known records and key hits together; LIMIT per key so a generic value costs cap + 1 rows.
-_PG_LOOKUP = text(
-    "SELECT 'k', q.kind, q.value, k.person_id FROM unnest(:kinds, :values) AS q(kind, value) "
+_PG_LOOKUP = (
+    "SELECT 'k', q.kind, q.value, k.person_id "
+    "FROM unnest(%s::text[], %s::text[]) AS q(kind, value) "
     "CROSS JOIN LATERAL (SELECT person_id FROM person_keys "
-    "WHERE kind = q.kind AND value = q.value LIMIT :cap) AS k "
+    "WHERE kind = q.kind AND value = q.value LIMIT %s) AS k "
     "UNION ALL "
     "SELECT 'r', r.source, r.source_id, r.person_id FROM source_records r "
-    "JOIN unnest(:sources, :source_ids) AS q(source, source_id) "
+    "JOIN unnest(%s::text[], %s::text[]) AS q(source, source_id) "
     "ON r.source = q.source AND r.source_id = q.source_id"
-).bindparams(
-    bindparam("kinds", type_=ARRAY(String())),
-    bindparam("values", type_=ARRAY(String())),
-    bindparam("sources", type_=ARRAY(String())),
-    bindparam("source_ids", type_=ARRAY(String())),
 )
 _SQLITE_CHUNK = 2000
 # Optimistic concurrency: the row is written only if nobody bumped its version meanwhile.
@@ -107,7 +109,14 @@ _UPDATE_PERSON = (
 
 
 def _record(row: Any, *, full: bool = False) -> LinkedRecord:
-    m = row._mapping
+    return _record_from(row._mapping, full=full)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _record_from(m: Mapping[str, Any], *, full: bool = False) -> LinkedRecord:
     return LinkedRecord(
         id=m["id"],
         source=m["source"],
@@ -115,14 +124,14 @@ def _record(row: Any, *, full: bool = False) -> LinkedRecord:
         person_id=m["person_id"],
         attributes=m["attributes"],
         features=MatchFeatures.from_json(m["features"]),
-        source_updated_at=m["source_updated_at"],
-        received_at=m["received_at"],
+        source_updated_at=_utc(m["source_updated_at"]),
+        received_at=m["received_at"].astimezone(UTC),
         version=m["version"],
         link_source=LinkSource(m["link_source"]),
         link_state=LinkState(m["link_state"]),
         link_score=m["link_score"],
         link_rule=m["link_rule"],
-        linked_at=m["linked_at"],
+        linked_at=m["linked_at"].astimezone(UTC),
         explanation=m["explanation"] if full else {},
         raw=m["raw"] if full else None,
     )
@@ -159,40 +168,50 @@ class RegistryRepository:
         self.dialect = session.get_bind().dialect.name
         self._pending: list[tuple[Table, list[dict[str, Any]]]] | None = None
 
-    # -- locking ---------------------------------------------------------------------------
-    def lock(self, keys: Iterable[str]) -> None:
-        lock_keys(self.session, keys)
-
     # -- loading the working set -----------------------------------------------------------
     def lookup(
-        self, pairs: Sequence[tuple[str, str]], keys: Iterable[Key], cap: int
+        self,
+        pairs: Sequence[tuple[str, str]],
+        keys: Iterable[Key],
+        cap: int,
+        *,
+        lock: Iterable[str] = (),
     ) -> tuple[dict[Key, UUID], dict[Key, list[UUID]], set[Key]]:
-        """What a batch needs to find its candidates, in one round trip on PostgreSQL.
+        """Lock, then fetch what a batch needs to find its candidates.
 
-        Returns the persons of already known records by (source, source_id); the persons
-        filed under each key; and the generic keys: those shared by more than `cap`
-        persons (a household address, a placeholder), which bring no candidates.
+        `lock` names the exact keys to serialise on (see locks.py); on PostgreSQL the lock
+        and the look-up travel in one pipeline: the look-up starts, and takes its snapshot,
+        only once the locks are held. Returns the persons of already known records by
+        (source, source_id); the persons filed under each key; and the generic keys: those
+        shared by more than `cap` persons (a household address, a placeholder), which
+        bring no candidates.
         """
         keys = sorted(set(keys))
         pairs = sorted(set(pairs))
         known: dict[Key, UUID] = {}
         hits: dict[Key, list[UUID]] = defaultdict(list)
         if self.dialect == "postgresql":
-            rows = self.session.execute(
-                _PG_LOOKUP,
-                {
-                    "kinds": [k for k, _ in keys],
-                    "values": [v for _, v in keys],
-                    "cap": cap + 1,
-                    "sources": [s for s, _ in pairs],
-                    "source_ids": [i for _, i in pairs],
-                },
-            )
-            for tag, first, second, person_id in rows:
-                if tag == "r":
-                    known[(first, second)] = person_id
-                else:
-                    hits[(first, second)].append(person_id)
+            conn = driver_connection(self.session)
+            lock_ids = sorted({lock_id(k) for k in lock})
+            with conn.cursor() as locker, conn.cursor() as cursor:
+                with conn.pipeline():
+                    if lock_ids:
+                        locker.execute(LOCK_SQL, [lock_ids])
+                    cursor.execute(
+                        _PG_LOOKUP,
+                        [
+                            [k for k, _ in keys],
+                            [v for _, v in keys],
+                            cap + 1,
+                            [s for s, _ in pairs],
+                            [i for _, i in pairs],
+                        ],
+                    )
+                for tag, first, second, person_id in cursor.fetchall():
+                    if tag == "r":
+                        known[(first, second)] = person_id
+                    else:
+                        hits[(first, second)].append(person_id)
         else:
             for chunk in _chunks(pairs, _SQLITE_CHUNK):
                 rows = self.session.execute(
@@ -222,29 +241,49 @@ class RegistryRepository:
         wanted = set(ids)
         persons: dict[UUID, PersonState] = {}
         while wanted:
-            for chunk in _chunks(sorted(wanted, key=str), _SQLITE_CHUNK):
-                for row in self.session.execute(_LOAD_PERSONS, {"ids": chunk}):
-                    persons[row.id] = PersonState(
-                        id=row.id,
-                        status=PersonStatus(row.status),
-                        version=row.version,
-                        created_at=row.created_at,
-                        updated_at=row.updated_at,
-                        golden=row.golden,
-                        lineage={},
-                        records=[],
-                        merged_into=row.merged_into,
-                    )
+            person_rows, record_rows = self._person_rows(sorted(wanted, key=str))
+            for m in person_rows:
+                persons[m["id"]] = PersonState(
+                    id=m["id"],
+                    status=PersonStatus(m["status"]),
+                    version=m["version"],
+                    created_at=m["created_at"].astimezone(UTC),
+                    updated_at=m["updated_at"].astimezone(UTC),
+                    golden=m["golden"],
+                    lineage={},
+                    records=[],
+                    merged_into=m["merged_into"],
+                )
+            for m in record_rows:
+                persons[m["person_id"]].records.append(_record_from(m))
             wanted = {
                 p.merged_into
                 for p in persons.values()
                 if p.merged_into is not None and p.merged_into not in persons
             }
-        live = [p.id for p in persons.values() if p.status == PersonStatus.ACTIVE]
-        for chunk in _chunks(live, _SQLITE_CHUNK):
-            for row in self.session.execute(_LOAD_RECORDS, {"ids": chunk}):
-                persons[row.person_id].records.append(_record(row))
         return persons
+
+    def _person_rows(self, ids: list[UUID]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if self.dialect == "postgresql":
+            conn = driver_connection(self.session)
+            with (
+                conn.cursor(row_factory=dict_row) as persons,
+                conn.cursor(row_factory=dict_row) as records,
+            ):
+                with conn.pipeline():
+                    persons.execute(_PG_LOAD_PERSONS, [ids])
+                    records.execute(_PG_LOAD_RECORDS, [ids])
+                return persons.fetchall(), records.fetchall()
+        person_rows: list[dict[str, Any]] = []
+        record_rows: list[dict[str, Any]] = []
+        for chunk in _chunks(ids, _SQLITE_CHUNK):
+            person_rows.extend(
+                dict(r._mapping) for r in self.session.execute(_LOAD_PERSONS, {"ids": chunk})
+            )
+            record_rows.extend(
+                dict(r._mapping) for r in self.session.execute(_LOAD_RECORDS, {"ids": chunk})
+            )
+        return person_rows, record_rows
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -87,7 +88,15 @@ class PersonRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_persons_merged_into", "merged_into"),)
+    # Few persons are merged away: a partial index costs nothing on the ingest path.
+    __table_args__ = (
+        Index(
+            "ix_persons_merged_into",
+            "merged_into",
+            postgresql_where=text("merged_into IS NOT NULL"),
+            sqlite_where=text("merged_into IS NOT NULL"),
+        ),
+    )
 
 
 class SourceRecordRow(Base):
@@ -98,7 +107,7 @@ class SourceRecordRow(Base):
     source_id: Mapped[str] = mapped_column(String(255))
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"))
     raw: Mapped[dict[str, Any]] = mapped_column(Document)  # the payload exactly as posted
-    attributes: Mapped[dict[str, Any]]
+    attributes: Mapped[dict[str, Any]] = mapped_column(Document)
     features: Mapped[dict[str, Any]] = mapped_column(Document)
     source_updated_at: Mapped[datetime | None]
     received_at: Mapped[datetime]
@@ -158,7 +167,8 @@ class AuditEventRow(Base):
     __tablename__ = "audit_events"
 
     seq: Mapped[int] = mapped_column(SeqId, primary_key=True, autoincrement=True)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    # UUIDv7 made by the registry; rows are found by seq and by entity, not by id.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
@@ -177,7 +187,7 @@ class OutboxRow(Base):
     __tablename__ = "outbox"
 
     seq: Mapped[int] = mapped_column(SeqId, primary_key=True, autoincrement=True)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid)  # UUIDv7; stable across delivery retries
     type: Mapped[str] = mapped_column(String(64))
     person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     payload: Mapped[dict[str, Any]] = mapped_column(Document)

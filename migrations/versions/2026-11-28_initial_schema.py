@@ -37,7 +37,6 @@ def upgrade() -> None:
         sa.Column("before", DOCUMENT, nullable=True),
         sa.Column("after", DOCUMENT, nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_events")),
-        sa.UniqueConstraint("id", name=op.f("uq_audit_events_id")),
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index(
@@ -54,7 +53,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("id", name=op.f("uq_outbox_id")),
     )
     op.create_table(
         "persons",
@@ -72,7 +70,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_persons")),
     )
     with op.batch_alter_table("persons", schema=None) as batch_op:
-        batch_op.create_index("ix_persons_merged_into", ["merged_into"], unique=False)
+        batch_op.create_index(
+            "ix_persons_merged_into",
+            ["merged_into"],
+            unique=False,
+            postgresql_where=sa.text("merged_into IS NOT NULL"),
+            sqlite_where=sa.text("merged_into IS NOT NULL"),
+        )
 
     op.create_table(
         "rejections",
@@ -135,7 +139,7 @@ def upgrade() -> None:
         sa.Column("source_id", sa.String(length=255), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
         sa.Column("raw", DOCUMENT, nullable=False),
-        sa.Column("attributes", JSON, nullable=False),
+        sa.Column("attributes", DOCUMENT, nullable=False),
         sa.Column("features", DOCUMENT, nullable=False),
         sa.Column("source_updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
