@@ -145,11 +145,11 @@ class WorkingSet:
         }
         if hinted is not None:
             exact[hinted.id] = ["person_id", *exact.get(hinted.id, [])]
-        ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), str(pid)))
+        ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), pid))
         chosen = set(exact) | set(ranked[:MAX_CANDIDATES])
         return [
             Candidate(pid, self.score_against(f, self.persons[pid]), tuple(exact.get(pid, ())))
-            for pid in sorted(chosen, key=str)
+            for pid in sorted(chosen)
         ]
 
     # -- changing --------------------------------------------------------------------------
@@ -215,7 +215,7 @@ class WorkingSet:
     def flush(self, *, actor: str, correlation_id: str | None) -> None:
         """Recompute the golden records of touched persons and write every change."""
         updated: list[PersonState] = []
-        for pid in sorted(self._touched, key=str):
+        for pid in sorted(self._touched):
             person = self.persons[pid]
             golden, lineage = build_golden(
                 RecordView(r.source, r.source_id, r.version, r.attributes, r.effective_updated_at)

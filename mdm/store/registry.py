@@ -241,7 +241,7 @@ class RegistryRepository:
         wanted = set(ids)
         persons: dict[UUID, PersonState] = {}
         while wanted:
-            person_rows, record_rows = self._person_rows(sorted(wanted, key=str))
+            person_rows, record_rows = self._person_rows(sorted(wanted))
             for m in person_rows:
                 persons[m["id"]] = PersonState(
                     id=m["id"],
@@ -513,7 +513,13 @@ class RegistryRepository:
 
 def _fields(obj: Any) -> dict[str, Any]:
     # dataclasses.asdict deep-copies every nested dict; the rows only need a shallow view.
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: getattr(obj, name) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -99,8 +99,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("kind", "value", "person_id", name=op.f("pk_person_keys")),
     )
-    with op.batch_alter_table("person_keys", schema=None) as batch_op:
-        batch_op.create_index("ix_person_keys_person_id", ["person_id"], unique=False)
 
     op.create_table(
         "review_items",
@@ -171,8 +169,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_review_items_person_a")
 
     op.drop_table("review_items")
-    with op.batch_alter_table("person_keys", schema=None) as batch_op:
-        batch_op.drop_index("ix_person_keys_person_id")
 
     op.drop_table("person_keys")
     op.drop_table("rejections")

@@ -256,20 +256,30 @@ def measure_concurrent(port: int, records: list[GeneratedRecord], clients: int) 
     }
 
 
-def measure_batches(port: int, records: list[GeneratedRecord], size: int) -> dict[str, float]:
-    client = Client(port)
+def measure_batches(
+    port: int, records: list[GeneratedRecord], size: int, clients: int
+) -> dict[str, float]:
+    batches = [records[i : i + size] for i in range(0, len(records), size)]
+    batch_ms: list[float] = []
+    lock = threading.Lock()
+
+    def run(mine: list[list[GeneratedRecord]]) -> None:
+        client = Client(port)
+        for batch in mine:
+            t0 = time.perf_counter()
+            status, body = client.post("/v1/records:batch", {"records": [_body(g) for g in batch]})
+            elapsed = (time.perf_counter() - t0) * 1000
+            if status != 200:
+                raise SystemExit(f"batch failed {status}: {body[:300]!r}")
+            with lock:
+                batch_ms.append(elapsed)
+
     started = time.perf_counter()
-    batch_ms = []
-    for start in range(0, len(records), size):
-        t0 = time.perf_counter()
-        status, body = client.post(
-            "/v1/records:batch", {"records": [_body(g) for g in records[start : start + size]]}
-        )
-        batch_ms.append((time.perf_counter() - t0) * 1000)
-        if status != 200:
-            raise SystemExit(f"batch failed {status}: {body[:300]!r}")
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(run, [batches[k::clients] for k in range(clients)]))
     elapsed = time.perf_counter() - started
     return {
+        "clients": clients,
         "batches": len(batch_ms),
         "batch_size": size,
         "rate": len(records) / elapsed,
@@ -284,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=4_000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--batch-records", type=int, default=20_000)
+    parser.add_argument("--batch-clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the seed database")
     parser.add_argument("--report", type=Path, default=Path("reports/bench_ingest.json"))
@@ -314,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {
             "sequential": measure_sequential(server.port, sequential),
             "concurrent": measure_concurrent(server.port, concurrent, args.clients),
-            "batch": measure_batches(server.port, batch, 1000),
+            "batch": measure_batches(server.port, batch, 1000, args.batch_clients),
             "memory": server.memory(),
         }
     finally:
@@ -332,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
          f"p99 {seq['p99_ms']:.1f} ms", "p50 <= 10 ms, p99 <= 50 ms"),
         (f"POST /v1/records, {conc['clients']} clients", f"{conc['rate']:,.0f} records/s  "
          f"(p99 {conc['p99_ms']:.0f} ms, {conc['errors_5xx']} 5xx)", ">= 200 records/s"),
-        ("POST /v1/records:batch (1,000)", f"{bat['rate']:,.0f} records/s", ">= 1,500 records/s"),
+        (f"POST /v1/records:batch (1,000), {bat['clients']} clients",
+         f"{bat['rate']:,.0f} records/s  (p50 {bat['p50_batch_ms']:,.0f} ms a batch)",
+         ">= 1,500 records/s"),
         (f"server RSS ({mem['processes']} processes)", f"{mem['rss_kib'] / 1024:,.0f} MiB now, "
          f"peak {mem['peak_kib'] / 1024:,.0f} MiB", "<= 500 MB"),
     ]  # fmt: skip
