@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -105,23 +108,53 @@ def import_(
 def serve(
     port: Annotated[int | None, typer.Option(help="Port (default MDM_PORT or 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="Host (default MDM_HOST or 127.0.0.1)")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
-    import uvicorn
-
     settings = get_settings()
     if not settings.admin_key:
         os.environ["MDM_ADMIN_KEY"] = _local_admin_key()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
+    host, port = host or settings.host, port or settings.port
+    console.print(f"mdm serving on http://{host}:{port} (docs at /docs), {workers} worker(s)")
+    if workers == 1:
+        _serve_one(host, port)
+        return
+    # Every worker listens on its own SO_REUSEPORT socket, so the kernel spreads
+    # connections evenly; with one shared socket, the first idle worker tends to take
+    # them all while the others sit idle.
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _serve_one(host, port)
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        os.waitpid(child, 0)
+
+
+def _serve_one(host: str, port: int) -> None:
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    config = uvicorn.Config(
+        "api.app:create_app", factory=True, log_level="warning", access_log=False
     )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _local_admin_key() -> str:

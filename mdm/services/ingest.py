@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -76,7 +77,13 @@ def ingest_many(
     actor: str,
     correlation_id: str | None = None,
 ) -> list[IngestResult | IngestFailure]:
-    """Ingest records in order, in one transaction; a bad record fails alone."""
+    """Ingest records in order; a bad record fails alone.
+
+    Each run of up to `UNIT_SIZE` records is one transaction: long enough to amortise the
+    round trips, short enough that concurrent batches touching the same persons do not
+    queue behind each other's locks for seconds. Re-posting a batch is safe: records
+    already stored are updated in place.
+    """
     limit = registry.settings.max_batch_records
     if len(records) > limit:
         raise BatchTooLarge(len(records), limit)
@@ -89,33 +96,48 @@ def ingest_many(
             )
         except InvalidRecord as exc:
             outcomes[i] = IngestFailure(i, exc)
-
-    def attempt() -> list[tuple[int, IngestResult | IngestFailure]]:
-        with registry.database.uow() as uow:
-            now = datetime.now(UTC)
-            ws = WorkingSet(
-                uow.registry, registry.scorer, now=now, block_cap=registry.settings.max_block_size
-            )
-            ws.load([n for _, n in valid])
-            done: list[tuple[int, IngestResult | IngestFailure]] = []
-            for i, n in valid:
-                try:
-                    done.append((i, _resolve(registry, ws, n, actor, correlation_id)))
-                except InvalidRecord as exc:
-                    done.append((i, IngestFailure(i, exc)))
-            ws.flush(actor=actor, correlation_id=correlation_id)
-            for i, outcome in done:
-                if isinstance(outcome, IngestFailure):
-                    _keep_rejected(uow.registry, records[i], outcome.error, correlation_id, now)
-            for i, earlier in enumerate(outcomes):
-                if isinstance(earlier, IngestFailure):
-                    _keep_rejected(uow.registry, records[i], earlier.error, correlation_id, now)
-            uow.commit()
-            return done
-
-    for i, outcome in run_with_retries(attempt):
-        outcomes[i] = outcome
+    invalid = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, IngestFailure)]
+    units = [valid[k : k + UNIT_SIZE] for k in range(0, len(valid), UNIT_SIZE)] or [[]]
+    for n, unit in enumerate(units):
+        # The records refused by validation are kept with the first unit of work.
+        refused = invalid if n == 0 else []
+        done = run_with_retries(
+            partial(_ingest_unit, registry, records, unit, refused, actor, correlation_id)
+        )
+        for i, outcome in done:
+            outcomes[i] = outcome
     return [o for o in outcomes if o is not None]
+
+
+UNIT_SIZE = 250
+
+
+def _ingest_unit(
+    registry: Registry,
+    records: Sequence[IncomingRecord],
+    unit: list[tuple[int, NormalisedRecord]],
+    refused: list[tuple[int, IngestFailure]],
+    actor: str,
+    correlation_id: str | None,
+) -> list[tuple[int, IngestResult | IngestFailure]]:
+    with registry.database.uow() as uow:
+        now = datetime.now(UTC)
+        ws = WorkingSet(
+            uow.registry, registry.scorer, now=now, block_cap=registry.settings.max_block_size
+        )
+        ws.load([n for _, n in unit])
+        done: list[tuple[int, IngestResult | IngestFailure]] = []
+        for i, n in unit:
+            try:
+                done.append((i, _resolve(registry, ws, n, actor, correlation_id)))
+            except InvalidRecord as exc:
+                done.append((i, IngestFailure(i, exc)))
+        ws.flush(actor=actor, correlation_id=correlation_id)
+        for i, outcome in [*done, *refused]:
+            if isinstance(outcome, IngestFailure):
+                _keep_rejected(uow.registry, records[i], outcome.error, correlation_id, now)
+        uow.commit()
+        return done
 
 
 def _keep_rejected(

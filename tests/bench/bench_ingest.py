@@ -264,11 +264,14 @@ def measure_batches(
     lock = threading.Lock()
 
     def run(mine: list[list[GeneratedRecord]]) -> None:
-        client = Client(port)
         for batch in mine:
+            # A connection per batch, as bulk loaders do: the kernel spreads connections
+            # over the workers' sockets, and one long-lived connection pins one worker.
+            client = Client(port)
             t0 = time.perf_counter()
             status, body = client.post("/v1/records:batch", {"records": [_body(g) for g in batch]})
             elapsed = (time.perf_counter() - t0) * 1000
+            client.conn.close()
             if status != 200:
                 raise SystemExit(f"batch failed {status}: {body[:300]!r}")
             with lock:
