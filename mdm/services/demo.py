@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fixtures.generator import generate
-
 from mdm.flow.normalise import parse_timestamp
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry

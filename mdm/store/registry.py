@@ -137,6 +137,21 @@ def _record_from(m: Mapping[str, Any], *, full: bool = False) -> LinkedRecord:
     )
 
 
+def _person_from(m: Mapping[str, Any]) -> PersonState:
+    """A person row as domain state; without a lineage column, lineage is left empty."""
+    return PersonState(
+        id=m["id"],
+        status=PersonStatus(m["status"]),
+        version=m["version"],
+        created_at=m["created_at"].astimezone(UTC),
+        updated_at=m["updated_at"].astimezone(UTC),
+        golden=m["golden"],
+        lineage=m.get("lineage") or {},
+        records=[],
+        merged_into=m["merged_into"],
+    )
+
+
 def _record_values(r: LinkedRecord) -> dict[str, Any]:
     return {
         "id": r.id,
@@ -243,17 +258,7 @@ class RegistryRepository:
         while wanted:
             person_rows, record_rows = self._person_rows(sorted(wanted))
             for m in person_rows:
-                persons[m["id"]] = PersonState(
-                    id=m["id"],
-                    status=PersonStatus(m["status"]),
-                    version=m["version"],
-                    created_at=m["created_at"].astimezone(UTC),
-                    updated_at=m["updated_at"].astimezone(UTC),
-                    golden=m["golden"],
-                    lineage={},
-                    records=[],
-                    merged_into=m["merged_into"],
-                )
+                persons[m["id"]] = _person_from(m)
             for m in record_rows:
                 persons[m["person_id"]].records.append(_record_from(m))
             wanted = {
@@ -428,18 +433,7 @@ class RegistryRepository:
         row = self.session.execute(select(persons_t).where(persons_t.c.id == person_id)).first()
         if row is None:
             return None
-        m = row._mapping
-        return PersonState(
-            id=m["id"],
-            status=PersonStatus(m["status"]),
-            version=m["version"],
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            golden=m["golden"],
-            lineage=m["lineage"],
-            records=[],
-            merged_into=m["merged_into"],
-        )
+        return _person_from(dict(row._mapping))
 
     def records_of(self, person_id: UUID) -> list[LinkedRecord]:
         rows = self.session.execute(
