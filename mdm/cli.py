@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mdm.config import get_settings
+from mdm.config import Settings, get_settings
 
 app = typer.Typer(help="mdm: the canonical person registry.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -111,9 +111,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
-    settings = get_settings()
-    if not settings.admin_key:
-        os.environ["MDM_ADMIN_KEY"] = _local_admin_key()
+    settings = ensure_admin_key()
     host, port = host or settings.host, port or settings.port
     console.print(f"mdm serving on http://{host}:{port} (docs at /docs), {workers} worker(s)")
     if workers == 1:
@@ -155,6 +153,14 @@ def _serve_one(host: str, port: int) -> None:
         "api.app:create_app", factory=True, log_level="warning", access_log=False
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def ensure_admin_key() -> Settings:
+    """The settings, with an admin key: MDM_ADMIN_KEY, else the local key file's."""
+    if not get_settings().admin_key:
+        os.environ["MDM_ADMIN_KEY"] = _local_admin_key()
+        get_settings.cache_clear()  # the app reads the settings again, key included
+    return get_settings()
 
 
 def _local_admin_key() -> str:

@@ -83,3 +83,33 @@ def test_demo_loads_once(database: str) -> None:
     assert second.exit_code == 0
     assert "nothing loaded" in second.output
     assert count(database, SourceRecordRow) == loaded
+
+
+def test_serve_without_a_key_generates_one_once_and_the_app_accepts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from mdm.cli import ensure_admin_key
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MDM_ADMIN_KEY", raising=False)
+    monkeypatch.setenv("MDM_DATABASE_URL", f"sqlite:///{tmp_path}/k.db")
+    get_settings.cache_clear()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    try:
+        settings = ensure_admin_key()
+        key = (tmp_path / ".mdm-admin-key").read_text().strip()
+        assert settings.admin_key == key and key.startswith("mdm_")
+        assert oct((tmp_path / ".mdm-admin-key").stat().st_mode & 0o777) == "0o600"
+        monkeypatch.delenv("MDM_ADMIN_KEY")
+        get_settings.cache_clear()
+        assert ensure_admin_key().admin_key == key  # read back, not generated again
+        with TestClient(create_app()) as client:
+            ok = client.get("/v1/reviews", headers={"Authorization": f"Bearer {key}"})
+            bad = client.get("/v1/reviews", headers={"Authorization": "Bearer other"})
+        assert ok.status_code == 200
+        assert bad.status_code == 401
+    finally:
+        get_settings.cache_clear()
