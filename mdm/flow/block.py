@@ -20,13 +20,14 @@ Key = tuple[str, str]
 EXACT_KINDS = frozenset(("email", "nid", "emp"))
 
 
-def exact_keys(f: MatchFeatures) -> set[Key]:
+@lru_cache(maxsize=16384)
+def exact_keys(f: MatchFeatures) -> frozenset[Key]:
     keys: set[Key] = {("email", e) for e in f.emails}
     if f.national_id_index:
         keys.add(("nid", f.national_id_index))
     if f.employee_id:
         keys.add(("emp", f.employee_id))
-    return keys
+    return frozenset(keys)
 
 
 @lru_cache(maxsize=65536)
@@ -41,20 +42,24 @@ def name_keys(family: str | None, given_keys: frozenset[str]) -> set[Key]:
     return {("nk", f"{sound(token)}:{name}") for token in family.split(" ") for name in given_keys}
 
 
-def blocking_keys(f: MatchFeatures) -> set[Key]:
+# Keys are asked for again and again while a batch is resolved (each time a person gains a
+# record, for all its records): they are a pure function of the features, so cached.
+@lru_cache(maxsize=16384)
+def blocking_keys(f: MatchFeatures) -> frozenset[Key]:
     """Every key a record is filed under."""
-    keys = exact_keys(f)
+    keys = set(exact_keys(f))
     keys.update(("phone", p) for p in f.phones)
     keys.update(name_keys(f.family, f.given_keys))
     if f.birth_date and f.given:
         keys.add(("dob", f"{f.birth_date}:{f.given[0]}"))
-    return keys
+    return frozenset(keys)
 
 
-def candidate_keys(f: MatchFeatures) -> set[Key]:
+@lru_cache(maxsize=16384)
+def candidate_keys(f: MatchFeatures) -> frozenset[Key]:
     """The keys to look candidates up by: the filed keys plus the given/family swap."""
-    keys = blocking_keys(f)
+    keys = set(blocking_keys(f))
     if f.given and f.family:
         swapped_given = f.family.split(" ")[0]
         keys.update(name_keys(f.given, frozenset({swapped_given})))
-    return keys
+    return frozenset(keys)

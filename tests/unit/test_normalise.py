@@ -179,3 +179,22 @@ def test_ids_are_version_7_and_carry_their_creation_time() -> None:
     assert {(i.version, i.variant) for i in ids} == {(7, "specified in RFC 4122")}
     assert all(before <= i.int >> 80 <= after for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_worker_never_repeats_its_parents_ids() -> None:
+    import os
+
+    from mdm.model.ids import new_id
+
+    new_id()  # the parent has a block of random bits in hand
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: same memory, must draw fresh random bits
+        os.write(write, b"".join(new_id().bytes for _ in range(50)))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    data = os.read(read, 16 * 50)
+    child = {data[i : i + 16] for i in range(0, len(data), 16)}
+    parent = {new_id().bytes for _ in range(50)}
+    assert len(child) == 50
+    assert {c[6:] for c in child}.isdisjoint({p[6:] for p in parent})
