@@ -229,10 +229,11 @@ class WorkingSet:
             changed = sorted(
                 k for k in golden.keys() | before.keys() if golden.get(k) != before.get(k)
             )
+            # Written even when no golden value changed: the lineage names record versions.
+            person.version += 1
+            person.updated_at = self.now
+            updated.append(person)
             if changed:
-                person.version += 1
-                person.updated_at = self.now
-                updated.append(person)
                 self._event(
                     actor,
                     correlation_id,
