@@ -248,12 +248,12 @@ class WorkingSet:
             if self.persons[pid].golden.get("status") == "hired":
                 self._event(actor, correlation_id, "person.hired", pid, None, None)
 
-        # Updates first: their row counts detect a concurrent writer. The inserts then go
-        # out together, in one round trip where the database allows it.
-        self.repo.update_persons(updated)
+        # The person updates carry a version check that detects a concurrent writer; they
+        # go out with the inserts, in one round trip where the database allows it.
         self.repo.update_records(list(self._updated_records.values()))
         self.repo.remove_keys(self._keys_removed)
         with self.repo.pipelined():
+            self.repo.update_persons(updated)
             self.repo.insert_persons(list(self._new_persons.values()))
             self.repo.insert_records(list(self._new_records.values()))
             self.repo.add_keys(self._keys_added)

@@ -9,6 +9,7 @@ which is several times cheaper than adapting them value by value.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -16,8 +17,10 @@ import orjson
 from psycopg import Connection as PgConnection
 from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Column, DateTime, String, Table, TypeDecorator, insert
+from sqlalchemy import JSON, Column, DateTime, String, Table, TypeDecorator, insert, text
 from sqlalchemy.orm import Session
+
+from mdm.model.errors import ConcurrentUpdate
 
 # Below this many rows a pipelined INSERT beats setting up a COPY.
 COPY_THRESHOLD = 32
@@ -59,28 +62,50 @@ def driver_connection(session: Session) -> PgConnection[Any]:
     return raw
 
 
-def write_tables(
-    session: Session, tables: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
-) -> None:
-    """Insert rows into several tables, in order.
+@dataclass(frozen=True, slots=True)
+class CheckedStatement:
+    """A statement sent with the inserts, whose row count must come out as expected."""
 
-    On PostgreSQL large row sets go by COPY (which a pipeline cannot carry) and runs of
-    small ones in one pipeline: a single round trip however many statements.
+    query: str
+    params: list[Any]
+    expected_rows: int
+
+
+def write_tables(
+    session: Session,
+    tables: Sequence[tuple[Table, Sequence[dict[str, Any]]]],
+    checked: Sequence[CheckedStatement] = (),
+) -> None:
+    """Run `checked` statements, then insert rows into several tables in order.
+
+    On PostgreSQL large row sets go by COPY (which a pipeline cannot carry) and the rest
+    in pipelines: a single round trip however many statements. A checked statement whose
+    row count differs raises `ConcurrentUpdate` (the caller's transaction is then void).
     """
     tables = [(table, rows) for table, rows in tables if rows]
-    if not tables:
+    if not tables and not checked:
         return
     if session.get_bind().dialect.name != "postgresql":
+        for statement in checked:
+            result = session.execute(text(statement.query), statement.params)
+            if result.rowcount != statement.expected_rows:  # type: ignore[attr-defined]
+                raise ConcurrentUpdate("a row changed concurrently")
         for table, rows in tables:
             session.execute(insert(table), list(rows))
         return
     conn = driver_connection(session)
+    checks: list[tuple[Cursor[Any], int]] = []
     small: list[tuple[Table, Sequence[dict[str, Any]]]] = []
     with conn.cursor() as cursor:
 
         def send_small() -> None:
-            if small:
+            if small or (checked and not checks):
                 with conn.pipeline():
+                    if not checks:
+                        for statement in checked:
+                            check = conn.cursor()
+                            check.execute(statement.query, statement.params)
+                            checks.append((check, statement.expected_rows))
                     for small_table, small_rows in small:
                         _execute_inserts(cursor, small_table, small_rows)
                 small.clear()
@@ -93,6 +118,11 @@ def write_tables(
                 send_small()
                 _copy(cursor, table, rows)
         send_small()
+    for check, expected in checks:
+        updated = check.rowcount
+        check.close()
+        if updated != expected:
+            raise ConcurrentUpdate("a row changed concurrently")
 
 
 def _target(table: Table, columns: list[str]) -> sql.Composed:

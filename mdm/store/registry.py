@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
+import orjson
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
+from psycopg.types.json import Json, Jsonb
 from sqlalchemy import (
     Row,
     Table,
@@ -39,7 +41,7 @@ from mdm.model.person import (
     ReviewItem,
 )
 from mdm.model.record import MatchFeatures
-from mdm.store.bulk import driver_connection, write_tables
+from mdm.store.bulk import CheckedStatement, driver_connection, write_tables
 from mdm.store.locks import LOCK_SQL, lock_id
 from mdm.store.tables import (
     AuditEventRow,
@@ -93,6 +95,15 @@ _PG_LOOKUP = (
 )
 _SQLITE_CHUNK = 2000
 # Optimistic concurrency: the row is written only if nobody bumped its version meanwhile.
+_PG_UPDATE_ROW = (
+    "(%s::uuid, %s::int, %s::int, %s::text, %s::uuid, %s::jsonb, %s::json, %s::timestamptz)"
+)
+_PG_UPDATE_PERSONS = (
+    "UPDATE persons AS p SET status = v.status, merged_into = v.merged_into, "
+    "golden = v.golden, lineage = v.lineage, version = v.new_version, updated_at = v.updated_at "
+    "FROM (VALUES {}) AS v(id, old_version, new_version, status, merged_into, golden, lineage, "
+    "updated_at) WHERE p.id = v.id AND p.version = v.old_version"
+)
 _UPDATE_PERSON = (
     update(persons_t)
     .where(persons_t.c.id == bindparam("b_id"))
@@ -182,6 +193,7 @@ class RegistryRepository:
         self.session = session
         self.dialect = session.get_bind().dialect.name
         self._pending: list[tuple[Table, list[dict[str, Any]]]] | None = None
+        self._checked: list[CheckedStatement] = []
 
     # -- loading the working set -----------------------------------------------------------
     def lookup(
@@ -295,12 +307,12 @@ class RegistryRepository:
     def pipelined(self) -> Iterator[None]:
         """Collect the inserts made inside the block and write them together on leaving it:
         COPY for large row sets, one pipelined round trip for the rest (PostgreSQL)."""
-        self._pending = []
+        self._pending, self._checked = [], []
         try:
             yield
-            write_tables(self.session, self._pending)
+            write_tables(self.session, self._pending, self._checked)
         finally:
-            self._pending = None
+            self._pending, self._checked = None, []
 
     def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
         if self._pending is not None:
@@ -327,10 +339,25 @@ class RegistryRepository:
         )
 
     def update_persons(self, persons: Sequence[PersonState]) -> None:
-        """Write persons whose version was bumped by one; a concurrent writer makes it fail."""
+        """Write persons whose version was bumped by one; a concurrent writer makes it fail.
+
+        Inside `pipelined()` on PostgreSQL the update travels with the inserts, as one
+        statement for all persons, and its row count is checked when they return.
+        """
         if not persons:
             return
-        params = [
+        if self.dialect == "postgresql" and self._pending is not None:
+            params: list[Any] = []
+            for p in persons:
+                params += [
+                    p.id, p.version - 1, p.version, p.status.value, p.merged_into,
+                    Jsonb(p.golden, dumps=_json_dumps), Json(p.lineage, dumps=_json_dumps),
+                    p.updated_at,
+                ]  # fmt: skip
+            query = _PG_UPDATE_PERSONS.format(", ".join([_PG_UPDATE_ROW] * len(persons)))
+            self._checked.append(CheckedStatement(query, params, len(persons)))
+            return
+        rows = [
             {
                 "b_id": p.id,
                 "b_version": p.version - 1,
@@ -343,8 +370,8 @@ class RegistryRepository:
             }
             for p in persons
         ]
-        result = self.session.execute(_UPDATE_PERSON, params)
-        if result.rowcount != len(params):  # type: ignore[attr-defined]
+        result = self.session.execute(_UPDATE_PERSON, rows)
+        if result.rowcount != len(rows):  # type: ignore[attr-defined]
             raise ConcurrentUpdate("a person changed concurrently")
 
     def insert_records(self, records: Sequence[LinkedRecord]) -> None:
@@ -503,6 +530,10 @@ class RegistryRepository:
     def count(self, table: str) -> int:
         t = {"persons": persons_t, "source_records": records_t, "review_items": reviews_t}[table]
         return int(self.session.scalar(select(func.count()).select_from(t)) or 0)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _fields(obj: Any) -> dict[str, Any]:

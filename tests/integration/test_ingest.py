@@ -327,3 +327,16 @@ def test_bulk_writes_keep_every_character(registry: Registry) -> None:
         assert attributes["interview_feedback"] == tricky
         assert attributes["family_name"] == "O'Brien\\Smith"
         assert attributes["job_title"] == "C\\O\tO"
+
+
+def test_a_stale_person_version_is_refused(registry: Registry) -> None:
+    from mdm.model.errors import ConcurrentUpdate
+
+    first = ingest_one(registry, incoming("ats", "a-1"), actor="t")
+    with registry.database.uow() as uow:
+        person = uow.registry.load_persons([first.person_id])[first.person_id]
+        # As if another writer had bumped the version since this one loaded it.
+        person.version += 5
+        with pytest.raises(ConcurrentUpdate), uow.registry.pipelined():
+            uow.registry.update_persons([person])
+    assert get_person(registry, first.person_id).version == 1
