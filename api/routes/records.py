@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from api.deps import ActorDep, CorrelationDep, RegistryDep
 from api.problems import problem, problem_of, validation_errors
+from api.responses import json_response
 from api.schemas import BatchIn, BatchItem, BatchOut, MatchIn, MatchOut, RecordIn, RecordResult
 from mdm.model.errors import BatchTooLarge
 from mdm.model.record import IncomingRecord
@@ -56,22 +57,19 @@ def _result(result: IngestResult) -> RecordResult:
 )
 def post_record(
     body: RecordIn,
-    response: Response,
     registry: RegistryDep,
     actor: ActorDep,
     correlation_id: CorrelationDep,
-) -> RecordResult:
+) -> Response:
     """Ingest one record: normalise, match, link it to a person and return the decision."""
     result = ingest_one(registry, _incoming(body), actor=actor, correlation_id=correlation_id)
-    if not result.created:
-        response.status_code = 200
-    return _result(result)
+    return json_response(_result(result), 201 if result.created else 200)
 
 
 @router.post("/records:batch", response_model=BatchOut, responses=_ERRORS)
 def post_batch(
     body: BatchIn, registry: RegistryDep, actor: ActorDep, correlation_id: CorrelationDep
-) -> BatchOut:
+) -> Response:
     """Ingest up to 1,000 records in order, one result per record; a bad record fails alone."""
     limit = registry.settings.max_batch_records
     if len(body.records) > limit:
@@ -115,11 +113,11 @@ def post_batch(
                 review_id=r.review_id,
                 warnings=r.warnings,
             )
-    return BatchOut(results=[r for r in results if r is not None])
+    return json_response(BatchOut(results=[r for r in results if r is not None]))
 
 
 @router.post("/match", response_model=MatchOut, responses=_ERRORS)
-def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> MatchOut:
+def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> Response:
     """What the registry would decide for this record, with every candidate scored.
     Writes nothing."""
     result = match_record(
@@ -131,7 +129,7 @@ def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> MatchOu
             person_id=body.person_id,
         ),
     )
-    return MatchOut(
+    out = MatchOut(
         decision=result.decision,
         score=result.score,
         person_id=result.person_id,
@@ -143,3 +141,4 @@ def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> MatchOu
         explanation=result.explanation,
         warnings=[w.as_dict() for w in result.warnings],
     )
+    return json_response(out)
