@@ -271,3 +271,43 @@ def test_openapi_is_served(client: TestClient) -> None:
     assert "/v1/records" in spec["paths"]
     assert "/v1/records:batch" in spec["paths"]
     assert json.dumps(spec)
+
+
+def test_a_merged_away_id_answers_with_the_survivor_and_an_erased_one_with_410(
+    client: TestClient, registry: Registry
+) -> None:
+    from sqlalchemy import update
+
+    survivor = client.post("/v1/records", json=body("ats", "a-1")).json()["person_id"]
+    other = client.post(
+        "/v1/records", json=body("crm", "c-1", given_name="Zed", email="zed@example.com")
+    ).json()["person_id"]
+    gone = client.post(
+        "/v1/records", json=body("crm", "c-2", given_name="Una", email="una@example.com")
+    ).json()["person_id"]
+    # The merge and erasure services come later; their outcome is set here directly.
+    from uuid import UUID
+
+    with registry.database.engine.begin() as conn:
+        conn.execute(
+            update(PersonRow)
+            .where(PersonRow.id == UUID(other))
+            .values(status="merged", merged_into=UUID(survivor))
+        )
+        conn.execute(update(PersonRow).where(PersonRow.id == UUID(gone)).values(status="erased"))
+    redirected = client.get(f"/v1/persons/{other}")
+    assert redirected.status_code == 200
+    assert redirected.json()["id"] == survivor
+    assert redirected.json()["aliases"] == [other]
+    erased = assert_problem(client.get(f"/v1/persons/{gone}"), 410)
+    assert erased["person_id"] == gone
+
+
+def test_readyz_is_503_when_the_database_is_unreachable() -> None:
+    from api.app import create_app
+    from tests.conftest import settings_for
+
+    app = create_app(settings_for("postgresql+psycopg://postgres@127.0.0.1:9/none"))
+    with TestClient(app) as c:
+        assert_problem(c.get("/readyz"), 503)
+        assert c.get("/livez").status_code == 200
