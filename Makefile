@@ -8,7 +8,7 @@ PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export MDM_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/mdm_test
 export MDM_BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/mdm_bench
 
-.PHONY: run test lint typecheck pytest bench install demo clean
+.PHONY: run test lint typecheck pytest bench eval install demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_ingest
+
+eval: $(STAMP)
+	$(BIN)/python -m tests.bench.eval_matching --records 10000
+	$(BIN)/python -m tests.bench.eval_matching --records 100000
 
 clean:
 	rm -rf $(VENV) mdm.db mdm.db-wal mdm.db-shm .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""Matching quality on generated records with ground truth, through the real ingest flow.
+
+    python -m tests.bench.eval_matching --records 10000
+
+Ingests the records in batches into a fresh PostgreSQL database, then compares the
+persons with the generator's truth: pairwise precision, recall and F1 of the links, the
+review queue's size and its share of true matches, and the largest person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter, defaultdict
+from itertools import combinations, islice
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from fixtures.generator import generate
+from mdm.config import Settings
+from mdm.flow.normalise import parse_timestamp
+from mdm.model.record import IncomingRecord
+from mdm.services.context import Registry
+from mdm.services.ingest import ingest_many
+from mdm.store.migrate import upgrade
+from mdm.store.tables import ReviewItemRow, SourceRecordRow
+from tests.bench.bench_ingest import BENCH_URL
+
+
+def pairs_of(groups: dict[str, list[str]]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for members in groups.values():
+        found.update(combinations(sorted(members), 2))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+
+    name = "mdm_eval"
+    admin = create_engine(
+        make_url(BENCH_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(BENCH_URL).set(database=name).render_as_string(hide_password=False)
+    registry = Registry.from_settings(Settings(database_url=url))
+    upgrade(registry.database.engine)
+
+    truth: dict[str, str] = {}
+    started = time.perf_counter()
+    stream = generate(args.records, seed=args.seed)
+    while chunk := list(islice(stream, 1000)):
+        for g in chunk:
+            truth[f"{g.source}/{g.source_id}"] = g.truth
+        ingest_many(
+            registry,
+            [IncomingRecord(g.source, g.source_id, g.data, parse_timestamp(g.updated_at))
+             for g in chunk],
+            actor="eval",
+        )  # fmt: skip
+    elapsed = time.perf_counter() - started
+
+    with registry.database.engine.connect() as conn:
+        linked = conn.execute(
+            select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
+        ).all()
+        reviews = conn.execute(select(ReviewItemRow.person_a, ReviewItemRow.person_b)).all()
+    registry.close()
+
+    by_person: dict[str, list[str]] = defaultdict(list)
+    truth_of_person: dict[str, set[str]] = defaultdict(set)
+    for source, source_id, person_id in linked:
+        key = f"{source}/{source_id}"
+        by_person[str(person_id)].append(key)
+        truth_of_person[str(person_id)].add(truth[key])
+    by_truth: dict[str, list[str]] = defaultdict(list)
+    stored = set(truth_key for person in by_person.values() for truth_key in person)
+    for key, human in truth.items():
+        if key in stored:  # a record refused by validation is in neither set
+            by_truth[human].append(key)
+    predicted, actual = pairs_of(by_person), pairs_of(by_truth)
+    true_positive = len(predicted & actual)
+    precision = true_positive / len(predicted) if predicted else 1.0
+    recall = true_positive / len(actual) if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    true_reviews = sum(1 for a, b in reviews if truth_of_person[str(a)] & truth_of_person[str(b)])
+    sizes = Counter(len(m) for m in by_person.values())
+    print(f"records {len(linked):,}  humans {len(by_truth):,}  persons {len(by_person):,}  "
+          f"time {elapsed:.1f} s ({len(linked) / elapsed:,.0f} records/s)")  # fmt: skip
+    print(f"pairwise precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  "
+          f"(predicted {len(predicted):,}, true {len(actual):,})")  # fmt: skip
+    share = true_reviews / len(reviews) if reviews else 0.0
+    print(f"review items {len(reviews):,} ({len(reviews) / len(linked):.1%} of records), "
+          f"{share:.1%} true matches")  # fmt: skip
+    print(f"largest person {max(sizes)} records")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
