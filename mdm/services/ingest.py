@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -29,7 +30,9 @@ from mdm.services.working_set import WorkingSet
 log = logging.getLogger(__name__)
 
 
-class DecisionName:
+class DecisionName(StrEnum):
+    """What an ingest did with a record, as the API reports it."""
+
     CREATED = "created"
     LINKED = "linked"
     UPDATED = "updated"
