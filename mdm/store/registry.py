@@ -83,14 +83,15 @@ _LOAD_RECORDS = select(*_RECORD_COLUMNS).where(
     records_t.c.person_id.in_(bindparam("ids", expanding=True))
 )
 # Known records and key hits together; LIMIT per key so a generic value costs cap + 1 rows.
+# The keys travel as one JSON document: cheaper to send than two text arrays.
 _PG_LOOKUP = (
     "SELECT 'k', q.kind, q.value, k.person_id "
-    "FROM unnest(%s::text[], %s::text[]) AS q(kind, value) "
+    "FROM json_to_recordset(%s::json) AS q(kind text, value text) "
     "CROSS JOIN LATERAL (SELECT person_id FROM person_keys "
     "WHERE kind = q.kind AND value = q.value LIMIT %s) AS k "
     "UNION ALL "
     "SELECT 'r', r.source, r.source_id, r.person_id FROM source_records r "
-    "JOIN unnest(%s::text[], %s::text[]) AS q(source, source_id) "
+    "JOIN json_to_recordset(%s::json) AS q(source text, source_id text) "
     "ON r.source = q.source AND r.source_id = q.source_id"
 )
 _SQLITE_CHUNK = 2000
@@ -227,11 +228,9 @@ class RegistryRepository:
                     cursor.execute(
                         _PG_LOOKUP,
                         [
-                            [k for k, _ in keys],
-                            [v for _, v in keys],
+                            _json_dumps([{"kind": k, "value": v} for k, v in keys]),
                             cap + 1,
-                            [s for s, _ in pairs],
-                            [i for _, i in pairs],
+                            _json_dumps([{"source": s, "source_id": i} for s, i in pairs]),
                         ],
                     )
                 for tag, first, second, person_id in cursor.fetchall():
