@@ -20,6 +20,7 @@ from mdm.model.errors import (
     PersonErased,
     PersonNotFound,
 )
+from mdm.store.errors import UNAVAILABLE_ERRORS
 
 log = logging.getLogger("mdm.api")
 PROBLEM_JSON = "application/problem+json"
@@ -107,6 +108,26 @@ def install(app: FastAPI) -> None:
             problem(exc.status_code, str(exc.detail), instance=request.url.path),
             headers=dict(exc.headers or {}),
         )
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return problem_response(
+            problem(
+                503,
+                "The registry's database is not available; try again shortly",
+                instance=request.url.path,
+            ),
+            headers={"Retry-After": "1"},
+        )
+
+    # Handled here rather than as a generic 500, which would also drop the connection.
+    for error in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

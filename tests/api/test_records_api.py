@@ -303,11 +303,14 @@ def test_a_merged_away_id_answers_with_the_survivor_and_an_erased_one_with_410(
     assert erased["person_id"] == gone
 
 
-def test_readyz_is_503_when_the_database_is_unreachable() -> None:
+def test_the_api_answers_503_when_the_database_is_unreachable() -> None:
     from api.app import create_app
-    from tests.conftest import settings_for
+    from tests.conftest import ADMIN_KEY, settings_for
 
     app = create_app(settings_for("postgresql+psycopg://postgres@127.0.0.1:9/none"))
-    with TestClient(app) as c:
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
         assert_problem(c.get("/readyz"), 503)
         assert c.get("/livez").status_code == 200
+        refused = c.post("/v1/records", json=body())
+        assert_problem(refused, 503)
+        assert refused.headers["retry-after"] == "1"
