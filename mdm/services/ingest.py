@@ -112,7 +112,7 @@ def ingest_many(
     return [o for o in outcomes if o is not None]
 
 
-UNIT_SIZE = 250
+UNIT_SIZE = 100
 
 
 def _ingest_unit(

@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=4_000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--batch-records", type=int, default=20_000)
-    parser.add_argument("--batch-clients", type=int, default=2)
+    parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the seed database")
     parser.add_argument("--report", type=Path, default=Path("reports/bench_ingest.json"))
