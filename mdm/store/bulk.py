@@ -17,8 +17,17 @@ import orjson
 from psycopg import Connection as PgConnection
 from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Column, DateTime, String, Table, TypeDecorator, insert, text
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    String,
+    Table,
+    TypeDecorator,
+    insert,
+    text,
+)
 
 from mdm.model.errors import ConcurrentUpdate
 
@@ -56,8 +65,8 @@ def _renderer(column: Column[Any]) -> Callable[[Any], str]:
     return lambda v: "\\N" if v is None else str(v)
 
 
-def driver_connection(session: Session) -> PgConnection[Any]:
-    raw = session.connection().connection.driver_connection
+def driver_connection(conn: Connection) -> PgConnection[Any]:
+    raw = conn.connection.driver_connection
     assert isinstance(raw, PgConnection)
     return raw
 
@@ -72,7 +81,7 @@ class CheckedStatement:
 
 
 def write_tables(
-    session: Session,
+    conn: Connection,
     tables: Sequence[tuple[Table, Sequence[dict[str, Any]]]],
     checked: Sequence[CheckedStatement] = (),
 ) -> None:
@@ -85,25 +94,25 @@ def write_tables(
     tables = [(table, rows) for table, rows in tables if rows]
     if not tables and not checked:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql":
         for statement in checked:
-            result = session.execute(text(statement.query), statement.params)
-            if result.rowcount != statement.expected_rows:  # type: ignore[attr-defined]
+            result = conn.execute(text(statement.query), statement.params)
+            if result.rowcount != statement.expected_rows:
                 raise ConcurrentUpdate("a row changed concurrently")
         for table, rows in tables:
-            session.execute(insert(table), list(rows))
+            conn.execute(insert(table), list(rows))
         return
-    conn = driver_connection(session)
+    driver = driver_connection(conn)
     checks: list[tuple[Cursor[Any], int]] = []
     small: list[tuple[Table, Sequence[dict[str, Any]]]] = []
-    with conn.cursor() as cursor:
+    with driver.cursor() as cursor:
 
         def send_small() -> None:
             if small or (checked and not checks):
-                with conn.pipeline():
+                with driver.pipeline():
                     if not checks:
                         for statement in checked:
-                            check = conn.cursor()
+                            check = driver.cursor()
                             check.execute(statement.query, statement.params)
                             checks.append((check, statement.expected_rows))
                     for small_table, small_rows in small:

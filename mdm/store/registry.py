@@ -15,6 +15,7 @@ from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb
 from sqlalchemy import (
+    Connection,
     Row,
     Table,
     and_,
@@ -27,7 +28,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session
 
 from mdm.model.errors import ConcurrentUpdate
 from mdm.model.person import (
@@ -190,9 +190,9 @@ def _review(row: Row[Any]) -> ReviewItem:
 
 
 class RegistryRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.dialect = session.get_bind().dialect.name
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
         self._pending: list[tuple[Table, list[dict[str, Any]]]] | None = None
         self._checked: list[CheckedStatement] = []
 
@@ -219,7 +219,7 @@ class RegistryRepository:
         known: dict[Key, UUID] = {}
         hits: dict[Key, list[UUID]] = defaultdict(list)
         if self.dialect == "postgresql":
-            conn = driver_connection(self.session)
+            conn = driver_connection(self.conn)
             lock_ids = sorted({lock_id(k) for k in lock})
             with conn.cursor() as locker, conn.cursor() as cursor:
                 with conn.pipeline():
@@ -240,7 +240,7 @@ class RegistryRepository:
                         hits[(first, second)].append(person_id)
         else:
             for chunk in _chunks(pairs, _SQLITE_CHUNK):
-                rows = self.session.execute(
+                rows = self.conn.execute(
                     select(records_t.c.source, records_t.c.source_id, records_t.c.person_id).where(
                         tuple_(records_t.c.source, records_t.c.source_id).in_(chunk)
                     )
@@ -248,7 +248,7 @@ class RegistryRepository:
                 for source, source_id, person_id in rows:
                     known[(source, source_id)] = person_id
             for chunk in _chunks(keys, _SQLITE_CHUNK):
-                rows = self.session.execute(
+                rows = self.conn.execute(
                     select(keys_t.c.kind, keys_t.c.value, keys_t.c.person_id).where(
                         tuple_(keys_t.c.kind, keys_t.c.value).in_(chunk)
                     )
@@ -281,7 +281,7 @@ class RegistryRepository:
 
     def _person_rows(self, ids: list[UUID]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if self.dialect == "postgresql":
-            conn = driver_connection(self.session)
+            conn = driver_connection(self.conn)
             with (
                 conn.cursor(row_factory=dict_row) as persons,
                 conn.cursor(row_factory=dict_row) as records,
@@ -294,10 +294,10 @@ class RegistryRepository:
         record_rows: list[dict[str, Any]] = []
         for chunk in _chunks(ids, _SQLITE_CHUNK):
             person_rows.extend(
-                dict(r._mapping) for r in self.session.execute(_LOAD_PERSONS, {"ids": chunk})
+                dict(r._mapping) for r in self.conn.execute(_LOAD_PERSONS, {"ids": chunk})
             )
             record_rows.extend(
-                dict(r._mapping) for r in self.session.execute(_LOAD_RECORDS, {"ids": chunk})
+                dict(r._mapping) for r in self.conn.execute(_LOAD_RECORDS, {"ids": chunk})
             )
         return person_rows, record_rows
 
@@ -309,7 +309,7 @@ class RegistryRepository:
         self._pending, self._checked = [], []
         try:
             yield
-            write_tables(self.session, self._pending, self._checked)
+            write_tables(self.conn, self._pending, self._checked)
         finally:
             self._pending, self._checked = None, []
 
@@ -317,7 +317,7 @@ class RegistryRepository:
         if self._pending is not None:
             self._pending.append((table, rows))
         else:
-            write_tables(self.session, [(table, rows)])
+            write_tables(self.conn, [(table, rows)])
 
     def insert_persons(self, persons: Sequence[PersonState]) -> None:
         self._insert(
@@ -369,8 +369,8 @@ class RegistryRepository:
             }
             for p in persons
         ]
-        result = self.session.execute(_UPDATE_PERSON, rows)
-        if result.rowcount != len(rows):  # type: ignore[attr-defined]
+        result = self.conn.execute(_UPDATE_PERSON, rows)
+        if result.rowcount != len(rows):
             raise ConcurrentUpdate("a person changed concurrently")
 
     def insert_records(self, records: Sequence[LinkedRecord]) -> None:
@@ -392,7 +392,7 @@ class RegistryRepository:
                 version=bindparam("b_version"),
             )
         )
-        self.session.execute(
+        self.conn.execute(
             stmt,
             [
                 {
@@ -416,7 +416,7 @@ class RegistryRepository:
     def remove_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
         rows = sorted(set(rows))
         for chunk in _chunks(rows, _SQLITE_CHUNK):
-            self.session.execute(
+            self.conn.execute(
                 delete(keys_t).where(
                     tuple_(keys_t.c.kind, keys_t.c.value, keys_t.c.person_id).in_(chunk)
                 )
@@ -442,7 +442,7 @@ class RegistryRepository:
         correlation_id: str | None,
         created_at: datetime,
     ) -> None:
-        self.session.execute(
+        self.conn.execute(
             insert(rejections_t).values(
                 id=id,
                 source=source,
@@ -456,13 +456,13 @@ class RegistryRepository:
 
     # -- reading for callers ---------------------------------------------------------------
     def get_person(self, person_id: UUID) -> PersonState | None:
-        row = self.session.execute(select(persons_t).where(persons_t.c.id == person_id)).first()
+        row = self.conn.execute(select(persons_t).where(persons_t.c.id == person_id)).first()
         if row is None:
             return None
         return _person_from(dict(row._mapping))
 
     def records_of(self, person_id: UUID) -> list[LinkedRecord]:
-        rows = self.session.execute(
+        rows = self.conn.execute(
             select(records_t)
             .where(records_t.c.person_id == person_id)
             .order_by(records_t.c.linked_at, records_t.c.source, records_t.c.source_id)
@@ -474,7 +474,7 @@ class RegistryRepository:
         found: list[UUID] = []
         frontier = [person_id]
         while frontier:
-            rows = self.session.scalars(
+            rows = self.conn.scalars(
                 select(persons_t.c.id).where(persons_t.c.merged_into.in_(frontier))
             ).all()
             found.extend(rows)
@@ -494,7 +494,7 @@ class RegistryRepository:
             )
         if after is not None:
             stmt = stmt.where(persons_t.c.id > after)
-        return list(self.session.scalars(stmt.order_by(persons_t.c.id).limit(limit)))
+        return list(self.conn.scalars(stmt.order_by(persons_t.c.id).limit(limit)))
 
     def list_reviews(
         self,
@@ -524,11 +524,11 @@ class RegistryRepository:
                 )
             )
         stmt = stmt.order_by(reviews_t.c.created_at, reviews_t.c.id).limit(limit)
-        return [_review(r) for r in self.session.execute(stmt)]
+        return [_review(r) for r in self.conn.execute(stmt)]
 
     def count(self, table: str) -> int:
         t = {"persons": persons_t, "source_records": records_t, "review_items": reviews_t}[table]
-        return int(self.session.scalar(select(func.count()).select_from(t)) or 0)
+        return int(self.conn.scalar(select(func.count()).select_from(t)) or 0)
 
 
 def _json_dumps(value: Any) -> str:

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, RootTransaction
 
 from mdm.store.registry import RegistryRepository
 
 
 class UnitOfWork:
-    """`with uow: ...; uow.commit()`; leaving the block without commit rolls back."""
+    """`with uow: ...; uow.commit()`; leaving the block without commit rolls back.
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self._session_factory = session_factory
-        self.session: Session | None = None
+    A Core connection rather than an ORM session: the registry maps rows itself, and a
+    session's bookkeeping costs measurable CPU on every request.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+        self._transaction: RootTransaction | None = None
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._session_factory()
-        self.registry = RegistryRepository(self.session)
+        self._conn = self._engine.connect()
+        # Begun explicitly: the repository also talks to the driver directly, and the
+        # transaction must be SQLAlchemy's to commit.
+        self._transaction = self._conn.begin()
+        self.registry = RegistryRepository(self._conn)
         return self
 
     def __exit__(
@@ -28,16 +35,17 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self.session is not None
+        assert self._conn is not None
         try:
-            self.session.rollback()
+            if self._transaction is not None and self._transaction.is_active:
+                self._transaction.rollback()
         finally:
-            self.session.close()
-            self.session = None
+            self._conn.close()
+            self._conn = self._transaction = None
 
     def commit(self) -> None:
-        assert self.session is not None
-        self.session.commit()
+        assert self._transaction is not None
+        self._transaction.commit()
 
 
 class Database:
@@ -45,10 +53,9 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self._sessions)
+        return UnitOfWork(self.engine)
 
     @property
     def dialect(self) -> str:
