@@ -20,15 +20,6 @@ class FieldMessage(BaseModel):
     message: str
 
 
-class Problem(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[FieldMessage] | None = None
-
-
 class RecordIn(Strict):
     source: str = Field(pattern=SOURCE_PATTERN, examples=["ats"])
     source_id: str = Field(min_length=1, max_length=255, examples=["cand-1042"])

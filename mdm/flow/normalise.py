@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -35,7 +35,7 @@ _NATIONAL_ID = re.compile(r"^[A-Z0-9]{4,24}$")
 _EARLIEST_BIRTH = date(1900, 1, 1)
 
 
-class _Dropped(ValueError):
+class UnreadableValue(ValueError):
     """An optional value that could not be parsed; the message says why."""
 
 
@@ -71,7 +71,7 @@ def normalise_email(raw: str) -> str:
     try:
         checked = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise _Dropped(f"not a valid email address: {exc}") from None
+        raise UnreadableValue(f"not a valid email address: {exc}") from None
     return checked.normalized.lower()
 
 
@@ -80,11 +80,11 @@ def normalise_phone(raw: str, region: str | None) -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        raise _Dropped(
+        raise UnreadableValue(
             "not a phone number" if region else "not a phone number (no country to read it in)"
         ) from None
     if not phonenumbers.is_valid_number(number):
-        raise _Dropped("not a valid phone number")
+        raise UnreadableValue("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -93,16 +93,16 @@ def normalise_date(raw: str, field: str = "birth_date") -> str:
     try:
         parsed = date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
     except ValueError:
-        raise _Dropped("not an ISO 8601 date (YYYY-MM-DD)") from None
+        raise UnreadableValue("not an ISO 8601 date (YYYY-MM-DD)") from None
     if field == "birth_date" and not _EARLIEST_BIRTH <= parsed <= date.today():
-        raise _Dropped("not a plausible birth date")
+        raise UnreadableValue("not a plausible birth date")
     return parsed.isoformat()
 
 
 def normalise_country(raw: str) -> str:
     code = raw.strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
-        raise _Dropped("not an ISO 3166 alpha-2 country code")
+        raise UnreadableValue("not an ISO 3166 alpha-2 country code")
     return code
 
 
@@ -111,10 +111,10 @@ def normalise_national_id(raw: str, country: str | None) -> str:
     if country in (None, "US") and value.isdigit() and len(value) == 9:
         area, group, serial = _SSN.match(value).groups()  # type: ignore[union-attr]
         if area in ("000", "666") or area.startswith("9") or group == "00" or serial == "0000":
-            raise _Dropped("not a valid social security number")
+            raise UnreadableValue("not a valid social security number")
         return value
     if not _NATIONAL_ID.match(value):
-        raise _Dropped("not a national id")
+        raise UnreadableValue("not a national id")
     return value
 
 
@@ -133,7 +133,7 @@ def normalise(incoming: IncomingRecord, *, blind_index_key: str) -> NormalisedRe
     def attempt(field: str, fn: Any, *args: Any, path: str | None = None) -> Any:
         try:
             return fn(*args)
-        except _Dropped as exc:
+        except UnreadableValue as exc:
             warnings.append(FieldIssue(path or f"data.{field}", str(exc)))
             if field in IDENTITY_FIELDS:
                 dropped_identity.append(path or f"data.{field}")
@@ -260,7 +260,5 @@ def _unique(values: Any) -> list[str]:
 
 def parse_timestamp(raw: str) -> datetime:
     """Parse an ISO 8601 timestamp; a naive one is taken as UTC."""
-    from datetime import UTC
-
     parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

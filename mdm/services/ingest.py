@@ -7,7 +7,6 @@ audit and outbox, all in one transaction per batch.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,7 @@ from mdm.model.record import IncomingRecord, NormalisedRecord
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
 from mdm.services.working_set import WorkingSet
-
-log = logging.getLogger(__name__)
+from mdm.store.registry import RegistryRepository
 
 
 class DecisionName(StrEnum):
@@ -144,7 +142,11 @@ def _ingest_unit(
 
 
 def _keep_rejected(
-    repo: Any, record: IncomingRecord, error: MdmError, correlation_id: str | None, now: datetime
+    repo: RegistryRepository,
+    record: IncomingRecord,
+    error: MdmError,
+    correlation_id: str | None,
+    now: datetime,
 ) -> None:
     errors = [e.as_dict() for e in getattr(error, "errors", [])]
     repo.insert_rejection(
@@ -169,12 +171,7 @@ def _resolve(
     if known is not None:
         return _update_known(ws, record, known, actor, correlation_id)
 
-    hinted = None
-    if record.incoming.person_id is not None:
-        hinted = ws.live(record.incoming.person_id)
-        if hinted is None:
-            raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
-    decision = decide(ws.candidates(record, hinted), registry.thresholds)
+    decision = decide(ws.candidates(record), registry.thresholds)
     explanation = decision.explanation()
     linked_record = _new_record(ws, record, decision, explanation)
 

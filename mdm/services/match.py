@@ -9,7 +9,7 @@ from uuid import UUID
 
 from mdm.flow.decide import Outcome, decide
 from mdm.flow.normalise import normalise
-from mdm.model.errors import FieldIssue, InvalidRecord
+from mdm.model.errors import FieldIssue
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.working_set import WorkingSet
@@ -48,12 +48,7 @@ def match_record(registry: Registry, record: IncomingRecord, *, limit: int = 10)
         )
         ws.load([normalised], lock=False)
         known = ws.records.get((record.source, record.source_id))
-        hinted = None
-        if record.person_id is not None:
-            hinted = ws.live(record.person_id)
-            if hinted is None:
-                raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
-        candidates = ws.candidates(normalised, hinted)
+        candidates = ws.candidates(normalised)
     decision = decide(candidates, registry.thresholds)
     ranked = sorted(candidates, key=lambda c: c.score.confidence, reverse=True)[:limit]
     scored = tuple(

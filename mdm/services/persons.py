@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from mdm.flow.block import name_keys
-from mdm.flow.normalise import _Dropped, fold_name, normalise_email, normalise_phone
+from mdm.flow.normalise import UnreadableValue, fold_name, normalise_email, normalise_phone
 from mdm.model.errors import FieldIssue, InvalidRecord, PersonErased, PersonNotFound
 from mdm.model.person import LinkedRecord, PersonStatus
 from mdm.services.context import Registry
@@ -109,7 +109,7 @@ def search_persons(
             keys.append(("email", normalise_email(email)))
         if phone:
             keys.append(("phone", normalise_phone(phone, country.upper() if country else None)))
-    except _Dropped as exc:
+    except UnreadableValue as exc:
         field = "email" if email and not keys else "phone"
         raise InvalidRecord([FieldIssue(field, str(exc))], "The search is not valid") from None
     wanted_name: tuple[str, str] | None = None

@@ -17,6 +17,7 @@ from mdm.flow.block import Key, blocking_keys, candidate_keys, exact_keys
 from mdm.flow.decide import Candidate
 from mdm.flow.score import Score, Scorer
 from mdm.flow.survivorship import RecordView, build_golden
+from mdm.model.errors import FieldIssue, InvalidRecord
 from mdm.model.ids import new_id
 from mdm.model.person import (
     AuditEvent,
@@ -130,7 +131,13 @@ class WorkingSet:
                 del shared[pid]
         return shared
 
-    def candidates(self, record: NormalisedRecord, hinted: PersonState | None) -> list[Candidate]:
+    def candidates(self, record: NormalisedRecord) -> list[Candidate]:
+        """Scored candidates; a `person_id` hint that names no live person is an error."""
+        hinted = None
+        if record.incoming.person_id is not None:
+            hinted = self.live(record.incoming.person_id)
+            if hinted is None:
+                raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
         f = record.features
         record_exact = {kind for kind, _ in exact_keys(f)}
         shared: dict[UUID, set[str]] = defaultdict(set)

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mdm.flow.normalise import (
-    _Dropped,
+    UnreadableValue,
     fold_name,
     given_name_keys,
     normalise,
@@ -31,7 +31,7 @@ def test_emails_are_lowercased_and_trimmed(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize("raw", ["john.smith@@gmail", "no-at-sign", "a@localhost", "@x.com"])
 def test_invalid_emails_are_refused(raw: str) -> None:
-    with pytest.raises(_Dropped):
+    with pytest.raises(UnreadableValue):
         normalise_email(raw)
 
 
@@ -55,7 +55,7 @@ def test_phones_become_e164(raw: str, region: str | None, expected: str) -> None
     ("raw", "region"), [("12", "US"), ("(415) 555-0132", None), ("000-000-0000", "US")]
 )
 def test_unreadable_phones_are_refused(raw: str, region: str | None) -> None:
-    with pytest.raises(_Dropped):
+    with pytest.raises(UnreadableValue):
         normalise_phone(raw, region)
 
 
@@ -92,7 +92,7 @@ def test_dates_become_iso(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize("raw", ["1985-02-30", "03/04/1985", "1850-01-01", "2999-01-01"])
 def test_impossible_birth_dates_are_refused(raw: str) -> None:
-    with pytest.raises(_Dropped):
+    with pytest.raises(UnreadableValue):
         normalise_date(raw, "birth_date")
 
 
@@ -163,7 +163,7 @@ def test_folding_is_idempotent(name: str) -> None:
 def test_email_normalisation_is_idempotent(email: str) -> None:
     try:
         once = normalise_email(email)
-    except _Dropped:
+    except UnreadableValue:
         return
     assert normalise_email(once) == once
 
