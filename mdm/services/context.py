@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from mdm.config import Settings
 from mdm.flow.decide import Thresholds
 from mdm.flow.score import FellegiSunterScorer, Scorer
+from mdm.services.working_set import GenericKeys
 from mdm.store.db import make_engine
 from mdm.store.uow import Database
 
@@ -16,6 +17,8 @@ class Registry:
     database: Database
     settings: Settings
     scorer: Scorer = field(default_factory=FellegiSunterScorer)
+    # Values the registry has seen shared by a crowd (test@test.com): not worth a lock.
+    generic_keys: GenericKeys = field(default_factory=GenericKeys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:

@@ -124,7 +124,11 @@ def _ingest_unit(
     with registry.database.uow() as uow:
         now = datetime.now(UTC)
         ws = WorkingSet(
-            uow.registry, registry.scorer, now=now, block_cap=registry.settings.max_block_size
+            uow.registry,
+            registry.scorer,
+            now=now,
+            block_cap=registry.settings.max_block_size,
+            generic_keys=registry.generic_keys,
         )
         ws.load([n for _, n in unit])
         done: list[tuple[int, IngestResult | IngestFailure]] = []

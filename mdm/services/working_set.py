@@ -36,18 +36,56 @@ MAX_CANDIDATES = 32
 NAME_CROWD = 12
 
 
+class GenericKeys:
+    """Keys known to be generic: shared by more persons than a block may hold.
+
+    A placeholder such as test@test.com turns up in many batches; locking it would make
+    every concurrent batch wait for the others, although a generic key never links a
+    record. The set is a hint, bounded in size, checked against the database by every
+    look-up (a key can stop being generic when persons are merged or erased).
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._keys: set[Key] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def learn(self, generic: set[Key], checked: set[Key]) -> None:
+        """Keys found generic, and keys checked but no longer generic."""
+        self._keys -= checked - generic
+        if len(self._keys) + len(generic) > self.limit:
+            self._keys.clear()
+        self._keys |= generic
+
+
 def record_lock(source: str, source_id: str) -> str:
     return f"record:{source}:{source_id}"
 
 
+def _lock_name(key: Key) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
 class WorkingSet:
     def __init__(
-        self, repo: RegistryRepository, scorer: Scorer, *, now: datetime, block_cap: int
+        self,
+        repo: RegistryRepository,
+        scorer: Scorer,
+        *,
+        now: datetime,
+        block_cap: int,
+        generic_keys: GenericKeys | None = None,
     ) -> None:
         self.repo = repo
         self.scorer = scorer
         self.now = now
         self.block_cap = block_cap
+        self.known_generic = generic_keys if generic_keys is not None else GenericKeys()
         self.persons: dict[UUID, PersonState] = {}
         self.records: dict[tuple[str, str], LinkedRecord] = {}
         self.index: dict[Key, set[UUID]] = defaultdict(set)
@@ -65,18 +103,35 @@ class WorkingSet:
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, records: Sequence[NormalisedRecord], *, lock: bool = True) -> None:
-        """Lock the batch's exact keys, then load everything its records can touch."""
-        locks: set[str] = set()
-        if lock:
-            locks = {record_lock(r.source, r.source_id) for r in records}
-            for r in records:
-                locks.update(f"{kind}:{value}" for kind, value in exact_keys(r.features))
+        """Lock the batch's exact keys, then load everything its records can touch.
+
+        Keys already known to be generic are not locked: they never link a record. Should
+        the look-up find one of them no longer generic, it is locked and looked up again
+        before anything is decided on it.
+        """
         wanted: set[Key] = set()
         for r in records:
             wanted |= candidate_keys(r.features)
-        known, hits, self.generic = self.repo.lookup(
-            [(r.source, r.source_id) for r in records], wanted, self.block_cap, lock=locks
-        )
+        pairs = [(r.source, r.source_id) for r in records]
+        exact: set[Key] = set()
+        locks: set[str] = set()
+        if lock:
+            for r in records:
+                exact |= exact_keys(r.features)
+            locks = {record_lock(s, i) for s, i in pairs}
+        skipped = {k for k in exact if k in self.known_generic}
+        locks.update(_lock_name(k) for k in exact - skipped)
+        known, hits, self.generic = self.repo.lookup(pairs, wanted, self.block_cap, lock=locks)
+        stale = skipped - self.generic
+        if stale:
+            for key in stale:
+                hits.pop(key, None)
+            _, fresh, generic = self.repo.lookup(
+                [], stale, self.block_cap, lock={_lock_name(k) for k in stale}
+            )
+            hits.update(fresh)
+            self.generic |= generic
+        self.known_generic.learn(self.generic & exact, exact)
         for key, ids in hits.items():
             self.index[key].update(ids)
         person_ids = set(known.values())
