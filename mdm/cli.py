@@ -114,18 +114,19 @@ def serve(
     settings = ensure_admin_key()
     host, port = host or settings.host, port or settings.port
     console.print(f"mdm serving on http://{host}:{port} (docs at /docs), {workers} worker(s)")
+    sock = _listen(host, port)
     if workers == 1:
-        _serve_one(host, port)
+        _serve_one(sock)
         return
-    # Every worker listens on its own SO_REUSEPORT socket, so the kernel spreads
-    # connections evenly; with one shared socket, the first idle worker tends to take
-    # them all while the others sit idle.
+    # The workers share one listening socket. Each serves one request at a time (the API
+    # runs its handlers on the event loop), so only an idle worker accepts: the next
+    # connection goes to whichever worker is free, not to one chosen by a hash of ports.
     children = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
             try:
-                _serve_one(host, port)
+                _serve_one(sock)
             finally:
                 os._exit(0)
         children.append(pid)
@@ -141,14 +142,17 @@ def serve(
         os.waitpid(child, 0)
 
 
-def _serve_one(host: str, port: int) -> None:
-    import uvicorn
-
+def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
+    return sock
+
+
+def _serve_one(sock: socket.socket) -> None:
+    import uvicorn
+
     config = uvicorn.Config(
         "api.app:create_app", factory=True, log_level="warning", access_log=False
     )

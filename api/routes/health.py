@@ -14,13 +14,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/livez")
-def livez() -> dict[str, str]:
+async def livez() -> dict[str, str]:
     """The process is up; checks nothing else."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", responses={503: {"description": "Database down or not migrated"}})
-def readyz(registry: RegistryDep) -> JSONResponse:
+async def readyz(registry: RegistryDep) -> JSONResponse:
     """The database answers and its schema is at the latest migration."""
     try:
         migrated = at_head(registry.database.engine)

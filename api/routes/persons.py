@@ -47,14 +47,14 @@ def person_out(view: PersonView) -> PersonOut:
     response_model=PersonOut,
     responses={404: {"description": "Unknown id"}, 410: {"description": "Erased"}},
 )
-def read_person(person_id: UUID, registry: RegistryDep, actor: ActorDep) -> PersonOut:
+async def read_person(person_id: UUID, registry: RegistryDep, actor: ActorDep) -> PersonOut:
     """The golden record, its lineage and linked records. A merged-away id answers with the
     person it was merged into (whose `aliases` hold the old id)."""
     return person_out(get_person(registry, person_id))
 
 
 @router.get("", response_model=PersonPage)
-def search(
+async def search(
     registry: RegistryDep,
     actor: ActorDep,
     email: Annotated[str | None, Query(max_length=320)] = None,

@@ -55,7 +55,7 @@ def _result(result: IngestResult) -> RecordResult:
     status_code=201,
     responses={200: {"description": "An existing record was updated"}, **_ERRORS},
 )
-def post_record(
+async def post_record(
     body: RecordIn,
     registry: RegistryDep,
     actor: ActorDep,
@@ -67,7 +67,7 @@ def post_record(
 
 
 @router.post("/records:batch", response_model=BatchOut, responses=_ERRORS)
-def post_batch(
+async def post_batch(
     body: BatchIn, registry: RegistryDep, actor: ActorDep, correlation_id: CorrelationDep
 ) -> Response:
     """Ingest up to 1,000 records in order, one result per record; a bad record fails alone."""
@@ -117,7 +117,7 @@ def post_batch(
 
 
 @router.post("/match", response_model=MatchOut, responses=_ERRORS)
-def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> Response:
+async def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> Response:
     """What the registry would decide for this record, with every candidate scored.
     Writes nothing."""
     result = match_record(

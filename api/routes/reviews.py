@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
 
 @router.get("", response_model=ReviewPage)
-def reviews(
+async def reviews(
     registry: RegistryDep,
     actor: ActorDep,
     status: Literal["open", "merged", "distinct", "resolved"] | None = "open",
