@@ -40,7 +40,7 @@ def server(pg_registry: Registry) -> Iterator[str]:
         "MDM_DB_POOL_SIZE": "8",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm.cli", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "mdm.cli", "serve", "--port", str(port), "--workers", "4"],
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
