@@ -19,7 +19,6 @@ class Settings(BaseSettings):
     auto_merge_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
     review_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
     # Exact keys are trusted unless the names clearly disagree (shared mailbox, data error).
-    name_disagreement_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
     # A blocking key shared by more persons than this is generic (a household address,
     # a placeholder): it yields no candidates rather than a giant block.
     max_block_size: int = Field(default=50, ge=1)

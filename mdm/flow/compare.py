@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from mdm.model.record import MatchFeatures
 
@@ -14,6 +15,13 @@ class Comparison:
     attribute: str
     level: str
     similarity: float | None = None
+    # The agreeing names ("given|family", either part may be empty), for the
+    # term-frequency adjustment of name levels.
+    value: str | None = None
+
+
+# Jaro-Winkler from which a spelling that is not a known name counts as a typo.
+TYPO = 0.88
 
 
 # Levels that count as "another attribute agrees" for the name-only guard.
@@ -66,21 +74,104 @@ def name_similarity(a: MatchFeatures, b: MatchFeatures) -> float:
     return _jw(a.given or a.family or "", b.given or b.family or "")
 
 
-def compare_names(a: MatchFeatures, b: MatchFeatures) -> Comparison:
-    similarity = name_similarity(a, b)
-    exact_family = a.family == b.family
-    exact_given = bool(a.given and b.given and (a.given_keys & b.given_keys))
-    if similarity >= 0.999 and a.given == b.given and exact_family:
-        level = "exact"
-    elif similarity >= 0.999 and exact_given:
-        level = "nickname"
-    elif similarity >= 0.94:
-        level = "close"
-    elif similarity >= 0.88:
-        level = "similar"
-    else:
-        level = "differs"
-    return Comparison("name", level, round(similarity, 6))
+def _first(given: str) -> str:
+    return given.split(" ")[0]
+
+
+def _given_agreement(
+    a: str, b: str, keys_a: frozenset[str], keys_b: frozenset[str], known: Container[str]
+) -> str:
+    """exact | nickname | close | initial | differs, for two folded given names."""
+    first_a, first_b = _first(a), _first(b)
+    if first_a == first_b:
+        return "exact"
+    if keys_a & keys_b:
+        return "nickname"
+    if (len(first_a) == 1 or len(first_b) == 1) and first_a[0] == first_b[0]:
+        return "initial"
+    # Two real names a letter apart (robert / roberta, michael / michelle) are two people;
+    # a typo is a spelling that is not a name of its own.
+    if first_a in known and first_b in known:
+        return "differs"
+    if _jw(first_a, first_b) >= TYPO or DamerauLevenshtein.distance(first_a, first_b) <= 1:
+        return "close"
+    return "differs"
+
+
+def _family_agreement(a: str, b: str) -> str:
+    """exact | close | partial | differs, for two folded family names."""
+    if a == b:
+        return "exact"
+    if _jw(a, b) >= TYPO:
+        return "close"
+    # Double surnames are often cut to one part ("garcia lopez" / "garcia").
+    if " " in a + b and set(a.split(" ")) & set(b.split(" ")):
+        return "partial"
+    return "differs"
+
+
+def _name_level(given: str | None, family: str | None) -> str:
+    if given is None:
+        return "family_only" if family == "exact" else "differs"
+    if family is None:
+        return "given_only" if given in ("exact", "nickname") else "differs"
+    if given == "exact" and family == "exact":
+        return "exact"
+    if given == "nickname" and family == "exact":
+        return "nickname"
+    if given in ("exact", "nickname", "close") and family in ("exact", "close", "partial"):
+        return "typo"
+    if given == "initial" and family in ("exact", "close", "partial"):
+        return "initial"
+    if given in ("exact", "nickname"):
+        return "family_changed"
+    if family in ("exact", "close", "partial"):
+        return "relative"
+    return "differs"
+
+
+def compare_names(
+    a: MatchFeatures, b: MatchFeatures, known_given: Container[str] = frozenset()
+) -> Comparison:
+    """One comparison for the whole name, because its parts are not independent evidence:
+    a shared family name with different given names is a relative, not half a match.
+
+    Levels: exact, nickname, typo (a misspelling or a cut double surname), initial,
+    family_changed (marriage), relative, family_only / given_only (one side lacks a
+    part), differs. The straight or swapped order, whichever agrees better, is compared.
+    `value` carries the agreeing names for the term-frequency adjustment.
+    """
+    given = (
+        _given_agreement(a.given, b.given, a.given_keys, b.given_keys, known_given)
+        if a.given and b.given
+        else None
+    )
+    family = _family_agreement(a.family, b.family) if a.family and b.family else None
+    level = _name_level(given, family)
+    if level not in ("exact", "nickname") and a.given and a.family and b.given and b.family:
+        swapped = _name_level(
+            _given_agreement(a.given, b.family, frozenset(), frozenset(), known_given),
+            _family_agreement(a.family, b.given),
+        )
+        if _RANK[swapped] < _RANK[level]:
+            return Comparison("name", swapped, round(name_similarity(a, b), 6))
+    value = None
+    if level == "exact":
+        value = f"{_first(a.given or '')}|{a.family}"
+    elif level in ("nickname", "family_only"):
+        value = f"|{a.family}"
+    elif level in ("family_changed", "given_only"):
+        value = f"{_first(a.given or '')}|"
+    return Comparison("name", level, round(name_similarity(a, b), 6), value)
+
+
+_RANK = {
+    level: rank
+    for rank, level in enumerate(
+        ("exact", "nickname", "typo", "family_changed", "initial", "family_only",
+         "given_only", "relative", "differs")
+    )
+}  # fmt: skip
 
 
 def _compare_sets(attribute: str, a: frozenset[str], b: frozenset[str]) -> Comparison:
@@ -112,7 +203,9 @@ def compare_birth_dates(a: str | None, b: str | None) -> Comparison:
     return Comparison("birth_date", "differs")
 
 
-def compare(a: MatchFeatures, b: MatchFeatures) -> tuple[Comparison, ...]:
+def compare(
+    a: MatchFeatures, b: MatchFeatures, known_given: Container[str] = frozenset()
+) -> tuple[Comparison, ...]:
     """All attribute comparisons of two records, in a fixed order."""
     employee = (
         _compare_value("employee_id", a.employee_id, b.employee_id)
@@ -120,7 +213,7 @@ def compare(a: MatchFeatures, b: MatchFeatures) -> tuple[Comparison, ...]:
         else Comparison("employee_id", "missing")
     )
     return (
-        compare_names(a, b),
+        compare_names(a, b, known_given),
         _compare_sets("email", a.emails, b.emails),
         _compare_sets("phone", a.phones, b.phones),
         compare_birth_dates(a.birth_date, b.birth_date),

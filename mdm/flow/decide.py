@@ -13,6 +13,11 @@ from mdm.flow.score import Score
 
 NON_NAME_ATTRIBUTES = ("email", "phone", "birth_date", "national_id", "employee_id")
 MAX_REVIEW_PAIRS = 3
+# Name levels that never link without more evidence: a married name, an initial, a record
+# with half a name (an exact key needs the model's confidence; a birthday is not enough).
+PARTLY_AGREEING_NAMES = frozenset(("family_changed", "initial", "family_only", "given_only"))
+# Name levels that never link automatically at all: different given names.
+DISAGREEING_NAMES = frozenset(("relative", "differs"))
 
 
 class Outcome(StrEnum):
@@ -34,7 +39,6 @@ class Rule(StrEnum):
 class Thresholds:
     auto_merge: float = 0.95
     review: float = 0.70
-    name_disagreement: float = 0.70
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ def evidence_conflicts(score: Score) -> list[str]:
         guards.append("conflicting_birth_date")
     if score.level("national_id") == "differs":
         guards.append("conflicting_national_id")
+
     return guards
 
 
@@ -109,6 +114,17 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds) -> Decision:
     guards = evidence_conflicts(best.score)
     if not agreeing:
         guards.append("name_only")
+    if best.score.level("name") in DISAGREEING_NAMES:
+        # Twins, parent and child, spouses: one phone, one birthday, two people.
+        guards.append("names_disagree")
+    elif (
+        agreeing
+        and set(agreeing) <= {"birth_date"}
+        and best.score.level("name") in PARTLY_AGREEING_NAMES
+    ):
+        # A changed family name and a shared birthday is also what two namesakes look like:
+        # a married name is confirmed by a shared contact point or identifier.
+        guards.append("name_partly_agrees_birth_date_only")
     matched_on = (
         ("name", *agreeing) if best.score.name_similarity >= thresholds.review else agreeing
     )
@@ -150,9 +166,14 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds) -> Decision:
 
 
 def _exact_guards(candidate: Candidate, thresholds: Thresholds) -> list[str]:
+    """Why a shared exact key is not enough: a relative's shared mailbox, or a name that
+    agrees only in part without the rest of the evidence to carry it."""
     guards = evidence_conflicts(candidate.score)
-    if candidate.score.name_similarity < thresholds.name_disagreement:
+    level = candidate.score.level("name")
+    if level in DISAGREEING_NAMES:
         guards.append("names_disagree")
+    elif level in PARTLY_AGREEING_NAMES and candidate.score.confidence < thresholds.auto_merge:
+        guards.append("names_partly_agree")
     return guards
 
 

@@ -55,6 +55,8 @@ def fold_name(name: str) -> str:
 
 
 _NICKNAMER = NickNamer()
+# Given names the nickname table knows: two of them are never typos of each other.
+KNOWN_GIVEN_NAMES = frozenset(_NICKNAMER.canonical_lookup) | frozenset(_NICKNAMER.nickname_lookup)
 
 
 @lru_cache(maxsize=65536)

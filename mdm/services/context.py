@@ -30,7 +30,6 @@ class Registry:
         return Thresholds(
             auto_merge=self.settings.auto_merge_threshold,
             review=self.settings.review_threshold,
-            name_disagreement=self.settings.name_disagreement_threshold,
         )
 
     def close(self) -> None:
