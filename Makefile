@@ -39,8 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_ingest
 
 eval: $(STAMP)
-	$(BIN)/python -m tests.bench.eval_matching --records 10000
-	$(BIN)/python -m tests.bench.eval_matching --records 100000
+	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train
+	$(BIN)/python -m tests.bench.eval_matching --records 100000 --train
 
 clean:
 	rm -rf $(VENV) mdm.db mdm.db-wal mdm.db-shm .mypy_cache .ruff_cache

@@ -105,6 +105,52 @@ def import_(
 
 
 @app.command()
+def train(
+    sample: Annotated[int, typer.Option(help="Records to estimate from (a random sample)")] = (
+        300_000
+    ),
+    dry_run: Annotated[bool, typer.Option(help="Estimate and print; do not activate")] = False,
+) -> None:
+    """Estimate the match model from the registry's records and make it the active one.
+
+    Name frequencies from the records; u from random pairs; m and the prior by
+    expectation-maximisation over the pairs blocking brings. Running servers pick the
+    new model up when they restart.
+    """
+    from mdm.services.training import activate, train_model
+
+    registry = _registry()
+    try:
+        parameters, report = train_model(registry, sample=sample)
+        table = Table("attribute", "level", "m", "u", "weight (bits)")
+        for attribute, levels in parameters.levels.items():
+            for level, (m, u) in levels.items():
+                table.add_row(attribute, level, f"{m:.4f}", f"{u:.6f}", f"{_log2(m / u):+.1f}")
+        Console().print(table)
+        console.print(
+            f"{report.records:,} records, {report.pairs:,} candidate pairs, "
+            f"{report.iterations} iterations ({'converged' if report.converged else 'stopped'}), "
+            f"prior {report.prior:.3g}"
+        )
+        if dry_run:
+            console.print("dry run: nothing stored")
+        else:
+            activate(registry, parameters, report)
+            console.print(f"model {parameters.version} is active")
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        registry.close()
+
+
+def _log2(x: float) -> float:
+    import math
+
+    return math.log2(x)
+
+
+@app.command()
 def serve(
     port: Annotated[int | None, typer.Option(help="Port (default MDM_PORT or 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="Host (default MDM_HOST or 127.0.0.1)")] = None,

@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from mdm.config import Settings
 from mdm.flow.decide import Thresholds
-from mdm.flow.score import FellegiSunterScorer, Scorer
+from mdm.flow.score import FellegiSunterScorer, ModelParameters, Scorer
 from mdm.services.working_set import GenericKeys
 from mdm.store.db import make_engine
 from mdm.store.uow import Database
 
 
-@dataclass
 class Registry:
-    database: Database
-    settings: Settings
-    scorer: Scorer = field(default_factory=FellegiSunterScorer)
-    # Values the registry has seen shared by a crowd (test@test.com): not worth a lock.
-    generic_keys: GenericKeys = field(default_factory=GenericKeys)
+    def __init__(
+        self, database: Database, settings: Settings, scorer: Scorer | None = None
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self._scorer = scorer
+        # Values the registry has seen shared by a crowd (test@test.com): not worth a lock.
+        self.generic_keys = GenericKeys()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         return cls(database=Database(engine), settings=settings)
+
+    @property
+    def scorer(self) -> Scorer:
+        """The active trained model, read once on first use; the shipped defaults before
+        any training. Read lazily so that a process starts while the database is down."""
+        if self._scorer is None:
+            with self.database.uow() as uow:
+                raw = uow.registry.active_model()
+            self._scorer = FellegiSunterScorer(ModelParameters.from_json(raw) if raw else None)
+        return self._scorer
+
+    @scorer.setter
+    def scorer(self, scorer: Scorer) -> None:
+        self._scorer = scorer
 
     @property
     def thresholds(self) -> Thresholds:

@@ -121,11 +121,12 @@ def _ingest_unit(
     actor: str,
     correlation_id: str | None,
 ) -> list[tuple[int, IngestResult | IngestFailure]]:
+    scorer = registry.scorer  # read before the unit of work: it may load the model
     with registry.database.uow() as uow:
         now = datetime.now(UTC)
         ws = WorkingSet(
             uow.registry,
-            registry.scorer,
+            scorer,
             now=now,
             block_cap=registry.settings.max_block_size,
             generic_keys=registry.generic_keys,

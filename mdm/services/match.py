@@ -39,10 +39,11 @@ _DECISION = {Outcome.LINK: "linked", Outcome.CREATE: "created", Outcome.REVIEW: 
 def match_record(registry: Registry, record: IncomingRecord, *, limit: int = 10) -> MatchResult:
     """Score a record against the registry and say what would happen. Writes nothing."""
     normalised = normalise(record, blind_index_key=registry.settings.blind_index_key)
+    scorer = registry.scorer  # read before the unit of work: it may load the model
     with registry.database.uow() as uow:
         ws = WorkingSet(
             uow.registry,
-            registry.scorer,
+            scorer,
             now=datetime.now(UTC),
             block_cap=registry.settings.max_block_size,
         )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     or_,
     select,
     tuple_,
@@ -45,6 +46,7 @@ from mdm.store.bulk import CheckedStatement, driver_connection, write_tables
 from mdm.store.locks import LOCK_SQL, lock_id
 from mdm.store.tables import (
     AuditEventRow,
+    MatchModelRow,
     OutboxRow,
     PersonKeyRow,
     PersonRow,
@@ -61,6 +63,7 @@ reviews_t = cast(Table, ReviewItemRow.__table__)
 audit_t = cast(Table, AuditEventRow.__table__)
 outbox_t = cast(Table, OutboxRow.__table__)
 rejections_t = cast(Table, RejectionRow.__table__)
+models_t = cast(Table, MatchModelRow.__table__)
 
 _RECORD_COLUMNS = [c for c in records_t.c if c.name not in ("raw", "explanation")]
 _LOAD_PERSONS = select(
@@ -453,6 +456,44 @@ class RegistryRepository:
                 created_at=created_at,
             )
         )
+
+    # -- match models -----------------------------------------------------------------------
+    def sample_features(self, limit: int) -> list[MatchFeatures]:
+        """The match features of up to `limit` records, drawn at random."""
+        rows = self.conn.execute(select(records_t.c.features).order_by(func.random()).limit(limit))
+        return [MatchFeatures.from_json(features) for (features,) in rows]
+
+    def save_model(
+        self, version: str, parameters: dict[str, Any], report: dict[str, Any], *, active: bool
+    ) -> None:
+        if active:
+            self.conn.execute(update(models_t).values(active=False))
+        self.conn.execute(
+            insert(models_t).values(
+                version=version,
+                created_at=datetime.now(UTC),
+                active=active,
+                parameters=parameters,
+                report=report,
+            )
+        )
+
+    def active_model(self) -> dict[str, Any] | None:
+        """The active model's parameters; None before any training (or any migration)."""
+        if not inspect(self.conn).has_table("match_models"):
+            return None
+        row = self.conn.execute(
+            select(models_t.c.parameters).where(models_t.c.active.is_(True))
+        ).first()
+        return dict(row.parameters) if row else None
+
+    def models(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(
+                models_t.c.version, models_t.c.created_at, models_t.c.active, models_t.c.report
+            ).order_by(models_t.c.created_at.desc())
+        )
+        return [dict(r._mapping) for r in rows]
 
     # -- reading for callers ---------------------------------------------------------------
     def get_person(self, person_id: UUID) -> PersonState | None:

@@ -208,3 +208,15 @@ class RejectionRow(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(Document)
     correlation_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
+
+
+class MatchModelRow(Base):
+    """Trained match models, one row per version; the active one scores every pair."""
+
+    __tablename__ = "match_models"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    active: Mapped[bool]
+    parameters: Mapped[dict[str, Any]] = mapped_column(Document)
+    report: Mapped[dict[str, Any]] = mapped_column(Document)

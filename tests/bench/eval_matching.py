@@ -20,9 +20,11 @@ from sqlalchemy.engine import make_url
 from fixtures.generator import generate
 from mdm.config import Settings
 from mdm.flow.normalise import parse_timestamp
+from mdm.flow.score import FellegiSunterScorer, Scorer
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.ingest import ingest_many
+from mdm.services.training import train_model
 from mdm.store.migrate import upgrade
 from mdm.store.tables import ReviewItemRow, SourceRecordRow
 from tests.bench.bench_ingest import BENCH_URL
@@ -35,13 +37,7 @@ def pairs_of(groups: dict[str, list[str]]) -> set[tuple[str, str]]:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args(argv)
-
-    name = "mdm_eval"
+def _fresh_registry(name: str, scorer: Scorer | None) -> Registry:
     admin = create_engine(
         make_url(BENCH_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
     )
@@ -51,11 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     admin.dispose()
     url = make_url(BENCH_URL).set(database=name).render_as_string(hide_password=False)
     registry = Registry.from_settings(Settings(database_url=url))
+    if scorer is not None:
+        registry.scorer = scorer
     upgrade(registry.database.engine)
+    return registry
 
+
+def run(records: int, seed: int, scorer: Scorer | None, name: str = "mdm_eval") -> Registry:
+    """Ingest the generated records through the batch flow and print the figures."""
+    registry = _fresh_registry(name, scorer)
     truth: dict[str, str] = {}
     started = time.perf_counter()
-    stream = generate(args.records, seed=args.seed)
+    stream = generate(records, seed=seed)
     while chunk := list(islice(stream, 1000)):
         for g in chunk:
             truth[f"{g.source}/{g.source_id}"] = g.truth
@@ -72,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
             select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
         ).all()
         reviews = conn.execute(select(ReviewItemRow.person_a, ReviewItemRow.person_b)).all()
-    registry.close()
 
     by_person: dict[str, list[str]] = defaultdict(list)
     truth_of_person: dict[str, set[str]] = defaultdict(set)
@@ -92,14 +94,36 @@ def main(argv: list[str] | None = None) -> int:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     true_reviews = sum(1 for a, b in reviews if truth_of_person[str(a)] & truth_of_person[str(b)])
     sizes = Counter(len(m) for m in by_person.values())
-    print(f"records {len(linked):,}  humans {len(by_truth):,}  persons {len(by_person):,}  "
-          f"time {elapsed:.1f} s ({len(linked) / elapsed:,.0f} records/s)")  # fmt: skip
-    print(f"pairwise precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  "
+    print(f"model {registry.scorer.version}: records {len(linked):,}  humans {len(by_truth):,}  "
+          f"persons {len(by_person):,}  time {elapsed:.1f} s "
+          f"({len(linked) / elapsed:,.0f} records/s)")  # fmt: skip
+    print(f"  pairwise precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  "
           f"(predicted {len(predicted):,}, true {len(actual):,})")  # fmt: skip
     share = true_reviews / len(reviews) if reviews else 0.0
-    print(f"review items {len(reviews):,} ({len(reviews) / len(linked):.1%} of records), "
+    print(f"  review items {len(reviews):,} ({len(reviews) / len(linked):.1%} of records), "
           f"{share:.1%} true matches")  # fmt: skip
-    print(f"largest person {max(sizes)} records")
+    print(f"  largest person {max(sizes)} records", flush=True)
+    return registry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="then train on the registry so built and ingest again with the trained model",
+    )
+    args = parser.parse_args(argv)
+    registry = run(args.records, args.seed, None)
+    if args.train:
+        started = time.perf_counter()
+        parameters, report = train_model(registry, version=f"eval-{args.records}")
+        print(f"trained in {time.perf_counter() - started:.1f} s: {report}", flush=True)
+        registry.close()
+        registry = run(args.records, args.seed, FellegiSunterScorer(parameters))
+    registry.close()
     return 0
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mdm.cli import app
 from mdm.config import get_settings
-from mdm.store.tables import PersonRow, RejectionRow, SourceRecordRow
+from mdm.store.tables import MatchModelRow, PersonRow, RejectionRow, SourceRecordRow
 
 runner = CliRunner()
 
@@ -113,3 +113,18 @@ def test_serve_without_a_key_generates_one_once_and_the_app_accepts_it(
         assert bad.status_code == 401
     finally:
         get_settings.cache_clear()
+
+
+def test_train_needs_records_then_activates_a_model(database: str) -> None:
+    refused = runner.invoke(app, ["train"])
+    assert refused.exit_code == 1
+    assert "at least 1,000 records" in refused.output
+    assert runner.invoke(app, ["demo", "--records", "1100"]).exit_code == 0
+    dry = runner.invoke(app, ["train", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "nothing stored" in dry.output and "email" in dry.output
+    assert count(database, MatchModelRow) == 0
+    trained = runner.invoke(app, ["train"])
+    assert trained.exit_code == 0, trained.output
+    assert "is active" in trained.output
+    assert count(database, MatchModelRow) == 1
