@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
@@ -28,11 +28,16 @@ TYPO = 0.88
 AGREEING_LEVELS = frozenset(("exact", "transposed", "off_by_one"))
 
 
-def _jw(a: str, b: str) -> float:
+Similarity = Callable[[str, str], float]
+
+
+def jaro_winkler(a: str, b: str) -> float:
+    """The string similarity of every name comparison. The batch path passes its own,
+    backed by a matrix computed for a whole block at once, giving the same values."""
     return 1.0 if a == b else JaroWinkler.similarity(a, b)
 
 
-def _given_similarity(a: MatchFeatures, b: MatchFeatures) -> float:
+def _given_similarity(a: MatchFeatures, b: MatchFeatures, jw: Similarity) -> float:
     if not a.given or not b.given:
         return 0.0
     if a.given_keys & b.given_keys:
@@ -41,12 +46,12 @@ def _given_similarity(a: MatchFeatures, b: MatchFeatures) -> float:
     # An initial ("J.") is consistent with any name it starts, but is weak evidence.
     if (len(first_a) == 1 or len(first_b) == 1) and first_a[0] == first_b[0]:
         return 0.9
-    return _jw(first_a, first_b)
+    return jw(first_a, first_b)
 
 
-def _family_similarity(x: str, y: str) -> float:
+def _family_similarity(x: str, y: str, jw: Similarity) -> float:
     # Double surnames are often cut to one part ("garcia lopez" / "garcia").
-    best = _jw(x, y)
+    best = jw(x, y)
     if best < 1.0 and " " in x + y:
         parts_x, parts_y = x.split(" "), y.split(" ")
         if set(parts_x) & set(parts_y):
@@ -54,7 +59,7 @@ def _family_similarity(x: str, y: str) -> float:
     return best
 
 
-def name_similarity(a: MatchFeatures, b: MatchFeatures) -> float:
+def name_similarity(a: MatchFeatures, b: MatchFeatures, jw: Similarity = jaro_winkler) -> float:
     """How well two names agree, in [0, 1]: the weaker of given and family name similarity,
     best over the given/family swap, with nicknames counting as the same given name.
 
@@ -62,16 +67,16 @@ def name_similarity(a: MatchFeatures, b: MatchFeatures) -> float:
     "john smith" / "jane smith" at 0.85: a shared surname is not a shared identity.
     """
     if a.family and b.family:
-        straight_family = _family_similarity(a.family, b.family)
+        straight_family = _family_similarity(a.family, b.family, jw)
         if a.given and b.given:
-            straight = min(_given_similarity(a, b), straight_family)
-            swapped = min(_jw(a.given, b.family), _jw(a.family, b.given))
+            straight = min(_given_similarity(a, b, jw), straight_family)
+            swapped = min(jw(a.given, b.family), jw(a.family, b.given))
             return max(straight, swapped)
         return straight_family
     if a.given and b.given:
-        return _given_similarity(a, b)
+        return _given_similarity(a, b, jw)
     # One record has only a given name, the other only a family name.
-    return _jw(a.given or a.family or "", b.given or b.family or "")
+    return jw(a.given or a.family or "", b.given or b.family or "")
 
 
 def _first(given: str) -> str:
@@ -79,7 +84,12 @@ def _first(given: str) -> str:
 
 
 def _given_agreement(
-    a: str, b: str, keys_a: frozenset[str], keys_b: frozenset[str], known: Container[str]
+    a: str,
+    b: str,
+    keys_a: frozenset[str],
+    keys_b: frozenset[str],
+    known: Container[str],
+    jw: Similarity,
 ) -> str:
     """exact | nickname | close | initial | differs, for two folded given names."""
     first_a, first_b = _first(a), _first(b)
@@ -93,16 +103,16 @@ def _given_agreement(
     # a typo is a spelling that is not a name of its own.
     if first_a in known and first_b in known:
         return "differs"
-    if _jw(first_a, first_b) >= TYPO or DamerauLevenshtein.distance(first_a, first_b) <= 1:
+    if jw(first_a, first_b) >= TYPO or DamerauLevenshtein.distance(first_a, first_b) <= 1:
         return "close"
     return "differs"
 
 
-def _family_agreement(a: str, b: str) -> str:
+def _family_agreement(a: str, b: str, jw: Similarity) -> str:
     """exact | close | partial | differs, for two folded family names."""
     if a == b:
         return "exact"
-    if _jw(a, b) >= TYPO:
+    if jw(a, b) >= TYPO:
         return "close"
     # Double surnames are often cut to one part ("garcia lopez" / "garcia").
     if " " in a + b and set(a.split(" ")) & set(b.split(" ")):
@@ -131,7 +141,10 @@ def _name_level(given: str | None, family: str | None) -> str:
 
 
 def compare_names(
-    a: MatchFeatures, b: MatchFeatures, known_given: Container[str] = frozenset()
+    a: MatchFeatures,
+    b: MatchFeatures,
+    known_given: Container[str] = frozenset(),
+    jw: Similarity = jaro_winkler,
 ) -> Comparison:
     """One comparison for the whole name, because its parts are not independent evidence:
     a shared family name with different given names is a relative, not half a match.
@@ -142,19 +155,19 @@ def compare_names(
     `value` carries the agreeing names for the term-frequency adjustment.
     """
     given = (
-        _given_agreement(a.given, b.given, a.given_keys, b.given_keys, known_given)
+        _given_agreement(a.given, b.given, a.given_keys, b.given_keys, known_given, jw)
         if a.given and b.given
         else None
     )
-    family = _family_agreement(a.family, b.family) if a.family and b.family else None
+    family = _family_agreement(a.family, b.family, jw) if a.family and b.family else None
     level = _name_level(given, family)
     if level not in ("exact", "nickname") and a.given and a.family and b.given and b.family:
         swapped = _name_level(
-            _given_agreement(a.given, b.family, frozenset(), frozenset(), known_given),
-            _family_agreement(a.family, b.given),
+            _given_agreement(a.given, b.family, frozenset(), frozenset(), known_given, jw),
+            _family_agreement(a.family, b.given, jw),
         )
         if _RANK[swapped] < _RANK[level]:
-            return Comparison("name", swapped, round(name_similarity(a, b), 6))
+            return Comparison("name", swapped, round(name_similarity(a, b, jw), 6))
     value = None
     if level == "exact":
         value = f"{_first(a.given or '')}|{a.family}"
@@ -162,7 +175,7 @@ def compare_names(
         value = f"|{a.family}"
     elif level in ("family_changed", "given_only"):
         value = f"{_first(a.given or '')}|"
-    return Comparison("name", level, round(name_similarity(a, b), 6), value)
+    return Comparison("name", level, round(name_similarity(a, b, jw), 6), value)
 
 
 _RANK = {
@@ -204,7 +217,10 @@ def compare_birth_dates(a: str | None, b: str | None) -> Comparison:
 
 
 def compare(
-    a: MatchFeatures, b: MatchFeatures, known_given: Container[str] = frozenset()
+    a: MatchFeatures,
+    b: MatchFeatures,
+    known_given: Container[str] = frozenset(),
+    jw: Similarity = jaro_winkler,
 ) -> tuple[Comparison, ...]:
     """All attribute comparisons of two records, in a fixed order."""
     employee = (
@@ -213,7 +229,7 @@ def compare(
         else Comparison("employee_id", "missing")
     )
     return (
-        compare_names(a, b, known_given),
+        compare_names(a, b, known_given, jw),
         _compare_sets("email", a.emails, b.emails),
         _compare_sets("phone", a.phones, b.phones),
         compare_birth_dates(a.birth_date, b.birth_date),

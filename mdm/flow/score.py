@@ -10,10 +10,16 @@ replaces them behind the same `Scorer` seam.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any, Protocol
 
-from mdm.flow.compare import Comparison, compare
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler
+
+from mdm.flow.compare import Comparison, Similarity, compare, jaro_winkler
 from mdm.flow.normalise import KNOWN_GIVEN_NAMES
 from mdm.model.record import MatchFeatures
 
@@ -173,8 +179,8 @@ class FellegiSunterScorer:
             weight += self.tf_adjustment(comparison.value)
         return weight
 
-    def score(self, a: MatchFeatures, b: MatchFeatures) -> Score:
-        comparisons = compare(a, b, self.known_given)
+    def score(self, a: MatchFeatures, b: MatchFeatures, jw: Similarity = jaro_winkler) -> Score:
+        comparisons = compare(a, b, self.known_given, jw)
         return self.score_comparisons(comparisons, comparisons[0].similarity or 0.0)
 
     def score_comparisons(self, comparisons: tuple[Comparison, ...], similarity: float) -> Score:
@@ -199,3 +205,32 @@ def _probability(log2_odds: float) -> float:
         return 0.0
     odds = 2.0**log2_odds
     return odds / (1 + odds)
+
+
+def score_block(
+    features: Sequence[MatchFeatures],
+    scorer: FellegiSunterScorer,
+    pairs: Iterable[tuple[int, int]] | None = None,
+) -> Iterator[tuple[int, int, Score]]:
+    """Score pairs of one block (every pair by default): the batch path.
+
+    The name similarities of the whole block come from one rapidfuzz `cdist` call, a
+    matrix over the block's distinct name strings; comparisons, levels and the formula are
+    the one-record path's own, so both give the same confidence for the same pair.
+    """
+    strings = sorted({s for f in features for s in _name_strings(f)})
+    index = {s: k for k, s in enumerate(strings)}
+    matrix = process.cdist(strings, strings, scorer=JaroWinkler.similarity, dtype=np.float64)
+
+    def jw(x: str, y: str) -> float:
+        return 1.0 if x == y else float(matrix[index[x], index[y]])
+
+    for i, j in pairs if pairs is not None else combinations(range(len(features)), 2):
+        yield i, j, scorer.score(features[i], features[j], jw)
+
+
+def _name_strings(f: MatchFeatures) -> Iterator[str]:
+    for name in (f.given, f.family):
+        if name:
+            yield name
+            yield name.split(" ")[0]

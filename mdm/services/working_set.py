@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -195,6 +196,7 @@ class WorkingSet:
                 raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
         f = record.features
         record_exact = {kind for kind, _ in exact_keys(f)}
+        scored = self._without_generic(f)
         shared: dict[UUID, set[str]] = defaultdict(set)
         for pid, kinds in self._blocked(f).items():
             person = self.live(pid)
@@ -210,9 +212,18 @@ class WorkingSet:
         ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), pid))
         chosen = set(exact) | set(ranked[:MAX_CANDIDATES])
         return [
-            Candidate(pid, self.score_against(f, self.persons[pid]), tuple(exact.get(pid, ())))
+            Candidate(pid, self.score_against(scored, self.persons[pid]), tuple(exact.get(pid, ())))
             for pid in sorted(chosen)
         ]
+
+    def _without_generic(self, f: MatchFeatures) -> MatchFeatures:
+        """The record as scored: an email or phone shared by a crowd (a placeholder, a
+        switchboard) says nothing about identity, so it is not compared at all."""
+        emails = frozenset(e for e in f.emails if ("email", e) not in self.generic)
+        phones = frozenset(p for p in f.phones if ("phone", p) not in self.generic)
+        if len(emails) == len(f.emails) and len(phones) == len(f.phones):
+            return f
+        return replace(f, emails=emails, phones=phones)
 
     # -- changing --------------------------------------------------------------------------
     def new_person(self) -> PersonState:

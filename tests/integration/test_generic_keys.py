@@ -9,6 +9,7 @@ import pytest
 
 from mdm.services.context import Registry
 from mdm.services.ingest import ingest_many, ingest_one
+from mdm.services.match import match_record
 from mdm.store.registry import RegistryRepository
 from tests.conftest import settings_for, truncate
 from tests.factories import incoming
@@ -84,3 +85,17 @@ def test_a_value_no_longer_generic_is_locked_and_looked_up_again(
     assert "email:ana.garcia@example.com" not in locks_taken[0]
     assert locks_taken[1] == {"email:ana.garcia@example.com"}
     assert ("email", "ana.garcia@example.com") not in registry.generic_keys
+
+
+def test_a_generic_value_is_not_evidence(small_blocks: Registry) -> None:
+    _crowd(small_blocks)
+    # Same name as one of the crowd and the same placeholder address: nothing else agrees.
+    result = match_record(
+        small_blocks,
+        incoming("ats", given_name="Liam", family_name="Okafor", email="test@test.com"),
+    )
+    assert result.decision != "linked"
+    (candidate,) = result.candidates
+    levels = {c["attribute"]: c["level"] for c in candidate.explanation["comparisons"]}
+    assert levels["email"] == "missing"
+    assert "name_only" in result.explanation["guards"]
