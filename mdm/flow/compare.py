@@ -91,7 +91,8 @@ def _given_agreement(
     known: Container[str],
     jw: Similarity,
 ) -> str:
-    """exact | nickname | close | initial | differs, for two folded given names."""
+    """exact | nickname | close | initial | other_name | differs, for two folded given
+    names; other_name when both are known names (another person's name, not a typo)."""
     first_a, first_b = _first(a), _first(b)
     if first_a == first_b:
         return "exact"
@@ -102,9 +103,11 @@ def _given_agreement(
     # Two real names a letter apart (robert / roberta, michael / michelle) are two people;
     # a typo is a spelling that is not a name of its own.
     if first_a in known and first_b in known:
-        return "differs"
+        return "other_name"
     if jw(first_a, first_b) >= TYPO or DamerauLevenshtein.distance(first_a, first_b) <= 1:
         return "close"
+    # A spelling that is no known name and far from the other ("swra" / "sarah"): a
+    # garbled name or another name, the rest of the evidence must tell.
     return "differs"
 
 
@@ -136,7 +139,7 @@ def _name_level(given: str | None, family: str | None) -> str:
     if given in ("exact", "nickname"):
         return "family_changed"
     if family in ("exact", "close", "partial"):
-        return "relative"
+        return "relative" if given == "other_name" else "given_mismatch"
     return "differs"
 
 
@@ -150,9 +153,11 @@ def compare_names(
     a shared family name with different given names is a relative, not half a match.
 
     Levels: exact, nickname, typo (a misspelling or a cut double surname), initial,
-    family_changed (marriage), relative, family_only / given_only (one side lacks a
-    part), differs. The straight or swapped order, whichever agrees better, is compared.
-    `value` carries the agreeing names for the term-frequency adjustment.
+    family_changed (marriage), given_mismatch (the family name agrees, one given name is
+    no known name: garbled or another), relative (the family name agrees, the given names
+    are two known names), family_only / given_only (one side lacks a part), differs.
+    The straight or swapped order, whichever agrees better, is compared. `value` carries
+    the agreeing names for the term-frequency adjustment.
     """
     given = (
         _given_agreement(a.given, b.given, a.given_keys, b.given_keys, known_given, jw)
@@ -182,7 +187,7 @@ _RANK = {
     level: rank
     for rank, level in enumerate(
         ("exact", "nickname", "typo", "family_changed", "initial", "family_only",
-         "given_only", "relative", "differs")
+         "given_only", "given_mismatch", "relative", "differs")
     )
 }  # fmt: skip
 

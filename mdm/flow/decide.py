@@ -15,7 +15,9 @@ NON_NAME_ATTRIBUTES = ("email", "phone", "birth_date", "national_id", "employee_
 MAX_REVIEW_PAIRS = 3
 # Name levels that never link without more evidence: a married name, an initial, a record
 # with half a name (an exact key needs the model's confidence; a birthday is not enough).
-PARTLY_AGREEING_NAMES = frozenset(("family_changed", "initial", "family_only", "given_only"))
+PARTLY_AGREEING_NAMES = frozenset(
+    ("family_changed", "given_mismatch", "initial", "family_only", "given_only")
+)
 # Name levels that never link automatically at all: different given names.
 DISAGREEING_NAMES = frozenset(("relative", "differs"))
 
@@ -138,7 +140,10 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds) -> Decision:
             best=best,
             candidates=tuple(ranked),
         )
-    if confidence >= thresholds.review:
+    # A name alone is the commonest near miss of a large registry: a steward is asked
+    # about one only when the model would have merged it but for the guard.
+    review_from = thresholds.auto_merge if "name_only" in guards else thresholds.review
+    if confidence >= review_from:
         review_with = tuple(
             c.person_id
             for c in ranked[:MAX_REVIEW_PAIRS]

@@ -76,6 +76,7 @@ DEFAULT_LEVELS: dict[str, dict[str, tuple[float, float]]] = {
         "initial": (0.01, 0.001),
         "family_only": (0.01, 0.005),
         "given_only": (0.005, 0.005),
+        "given_mismatch": (0.02, 0.01),
         "relative": (0.01, 0.03),
         "differs": (0.025, 0.952),
     },

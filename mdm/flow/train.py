@@ -70,22 +70,32 @@ def name_frequencies(
     return tables, average, rare
 
 
+# Each blocking key kind agrees on one comparison by construction: among the pairs it
+# brings, that comparison carries no information, so its session leaves it out.
+SESSION_IGNORES = {
+    "email": "email",
+    "phone": "phone",
+    "nid": "national_id",
+    "emp": "employee_id",
+    "dob": "birth_date",
+    "nk": "name",
+}
+
+
 def candidate_pairs(
     features: Sequence[MatchFeatures], *, block_cap: int, max_pairs: int
-) -> list[tuple[int, int]]:
-    """Pairs of records sharing a blocking key, skipping keys held by more than
-    `block_cap` records (generic values), as the online path does."""
+) -> dict[str, list[tuple[int, int]]]:
+    """Per blocking key kind, the pairs of records sharing a key of that kind, skipping
+    keys held by more than `block_cap` records (generic values), as the online path does."""
     blocks: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, f in enumerate(features):
         for key in candidate_keys(f):
             blocks[key].append(i)
-    pairs: set[tuple[int, int]] = set()
-    for members in blocks.values():
-        if 1 < len(members) <= block_cap:
-            pairs.update(combinations(members, 2))
-            if len(pairs) >= max_pairs:
-                break
-    return sorted(pairs)
+    pairs: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for (kind, _), members in blocks.items():
+        if 1 < len(members) <= block_cap and len(pairs[kind]) < max_pairs:
+            pairs[kind].update(combinations(members, 2))
+    return {kind: sorted(found) for kind, found in pairs.items()}
 
 
 def _vectors(
@@ -141,6 +151,7 @@ def expectation_maximisation(
     u: dict[str, dict[str, float]],
     prior_start: float,
     *,
+    ignore: str | None = None,
     max_iterations: int = 200,
     tolerance: float = 1e-6,
 ) -> tuple[float, dict[str, dict[str, float]], float, int, bool]:
@@ -160,12 +171,12 @@ def expectation_maximisation(
         for vector, count in patterns:
             log_odds = math.log(prior / (1 - prior))
             for attribute, level in vector:
-                if level != "missing":
+                if level != "missing" and attribute != ignore:
                     log_odds += math.log(m[attribute][level] / u[attribute][level])
             p = 1 / (1 + math.exp(-max(-700.0, min(700.0, log_odds))))
             matches += p * count
             for attribute, level in vector:
-                if level != "missing":
+                if level != "missing" and attribute != ignore:
                     m_counts[attribute][level] += p * count
         new_prior = min(max(matches / total, 1e-9), 1 - 1e-9)
         change = abs(new_prior - prior)
@@ -184,6 +195,30 @@ def expectation_maximisation(
             converged = True
             break
     return prior, m, matches, iterations, converged
+
+
+def _expected_matches(
+    vectors: Counter[tuple[tuple[str, str], ...]],
+    m: dict[str, dict[str, float]],
+    u: dict[str, dict[str, float]],
+) -> float:
+    """The expected number of matches among the pairs, with m and u fixed (EM on the
+    share of matches alone)."""
+    share = 0.5
+    expected = 0.0
+    for _ in range(100):
+        expected = 0.0
+        for vector, count in vectors.items():
+            log_odds = math.log(share / (1 - share))
+            for attribute, level in vector:
+                if level != "missing":
+                    log_odds += math.log(m[attribute][level] / u[attribute][level])
+            expected += count / (1 + math.exp(-max(-700.0, min(700.0, log_odds))))
+        new = min(max(expected / sum(vectors.values()), 1e-9), 1 - 1e-9)
+        if abs(new - share) < 1e-7:
+            break
+        share = new
+    return expected
 
 
 def train(
@@ -209,12 +244,37 @@ def train(
     # Two hundred random partners per record estimate u well; a million pairs is plenty.
     random_sample = random_sample or min(1_000_000, 200 * n)
     u = estimate_u(_vectors(features, random_pairs(n, random_sample), known), with_names)
-    pairs = candidate_pairs(features, block_cap=block_cap, max_pairs=max_pairs)
-    vectors = _vectors(features, pairs, known)
+    sessions = candidate_pairs(features, block_cap=block_cap, max_pairs=max_pairs)
     m_start = {a: {k: mu[0] for k, mu in t.items()} for a, t in DEFAULT_LEVELS.items()}
-    _, m, matches, iterations, converged = expectation_maximisation(vectors, m_start, u, 0.5)
-    # The prior of the model is that of any two records: the matches blocking found, over
-    # all pairs. Scoring a candidate then conditions on the evidence that made it one.
+    # One EM per blocking key kind, each blind to the comparison its blocking agrees on,
+    # as Splink trains: pairs found by a shared phone say nothing about phones. Each
+    # comparison's m is the mean over the sessions that could estimate it.
+    estimates: dict[str, list[dict[str, float]]] = defaultdict(list)
+    iterations, converged = 0, True
+    for kind, pairs in sorted(sessions.items()):
+        ignore = SESSION_IGNORES[kind]
+        _, m_kind, _, used, done = expectation_maximisation(
+            _vectors(features, pairs, known), m_start, u, 0.5, ignore=ignore
+        )
+        iterations, converged = max(iterations, used), converged and done
+        for attribute, table in m_kind.items():
+            if attribute != ignore:
+                estimates[attribute].append(table)
+    m = {
+        attribute: (
+            {k: math.fsum(t[k] for t in estimates[attribute]) / len(estimates[attribute])
+             for k in table}
+            if estimates[attribute]
+            else dict(table)
+        )
+        for attribute, table in m_start.items()
+    }  # fmt: skip
+    # The prior of the model is that of any two records: the matches among the candidate
+    # pairs, over all pairs. Scoring a candidate then conditions on the evidence that
+    # made it one.
+    every_pair = sorted(set().union(*sessions.values())) if sessions else []
+    vectors = _vectors(features, every_pair, known)
+    matches = _expected_matches(vectors, m, u)
     prior = min(max(matches / (n * (n - 1) / 2), 1e-12), 0.5)
     parameters = ModelParameters(
         version=version,
@@ -227,7 +287,7 @@ def train(
     )
     report = TrainingReport(
         records=n,
-        pairs=len(pairs),
+        pairs=len(every_pair),
         distinct_vectors=len(vectors),
         iterations=iterations,
         converged=converged,

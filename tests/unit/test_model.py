@@ -27,6 +27,8 @@ from tests.factories import features
         (("Jennifer", "Dunmore"), ("Jennifer", "Langer"), "family_changed"),
         (("J.", "Smith"), ("John", "Smith"), "initial"),
         (("John", "Smith"), ("Mary", "Smith"), "relative"),
+        # A garbled given name is no known name: the rest of the evidence must tell.
+        (("Sarah", "Wright"), ("Swra", "Wright"), "given_mismatch"),
         # Two real names a letter apart are two people, not a typo.
         (("Michael", "Brown"), ("Michelle", "Brown"), "relative"),
         (("Robert", "Jones"), ("Roberta", "Jones"), "relative"),
@@ -139,3 +141,37 @@ def test_relatives_sharing_a_phone_and_a_birthday_are_not_merged() -> None:
          "phone": "+14155550132", "email": None},
     )  # fmt: skip
     assert d.outcome != Outcome.LINK
+
+
+def test_a_garbled_given_name_with_mailbox_and_phone_links() -> None:
+    d = _decide(
+        {"given_name": "Greg", "family_name": "Olszski", "email": "olszskig@gmail.com",
+         "phone": "+491778555200"},
+        {"given_name": "Grzegorz", "family_name": "Olszski", "email": "olszskig@gmail.com",
+         "phone": "+491778555200"},
+        exact=("email",),
+    )  # fmt: skip
+    assert d.outcome == Outcome.LINK
+
+
+def test_a_name_alone_is_reviewed_only_when_it_would_have_merged() -> None:
+    rare = FellegiSunterScorer(
+        ModelParameters(
+            version="t",
+            term_frequencies={"given": {}, "family": {}},
+            average_u={"given": 0.004, "family": 0.001},
+            rare={"given": 1e-5, "family": 1e-5},
+            records=100_000,
+        )
+    )
+    a = features(given_name="Xiomara", family_name="Quintanilla", email="x@a.com")
+    b = features(given_name="Xiomara", family_name="Quintanilla", email="x@b.com")
+    strong = decide([Candidate(uuid.uuid4(), rare.score(a, b))], Thresholds())
+    assert strong.confidence >= 0.95
+    assert (strong.outcome, strong.guards) == (Outcome.REVIEW, ("name_only",))
+    # The same pair under a bar between review and auto-merge: a name alone, not asked.
+    mid = decide(
+        [Candidate(uuid.uuid4(), rare.score(a, b))],
+        Thresholds(auto_merge=min(0.999999, strong.confidence + 1e-9), review=0.5),
+    )
+    assert mid.outcome == Outcome.CREATE
