@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import signal
@@ -125,7 +126,7 @@ def train(
         table = Table("attribute", "level", "m", "u", "weight (bits)")
         for attribute, levels in parameters.levels.items():
             for level, (m, u) in levels.items():
-                table.add_row(attribute, level, f"{m:.4f}", f"{u:.6f}", f"{_log2(m / u):+.1f}")
+                table.add_row(attribute, level, f"{m:.4f}", f"{u:.6f}", f"{math.log2(m / u):+.1f}")
         Console().print(table)
         console.print(
             f"{report.records:,} records, {report.pairs:,} candidate pairs, "
@@ -142,12 +143,6 @@ def train(
         raise typer.Exit(1) from exc
     finally:
         registry.close()
-
-
-def _log2(x: float) -> float:
-    import math
-
-    return math.log2(x)
 
 
 @app.command()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from typing import Any
 from uuid import UUID
 
 from mdm.config import Settings
+from mdm.flow.decide import Candidate, Decision, Thresholds, decide
 from mdm.flow.normalise import normalise
+from mdm.flow.score import FellegiSunterScorer
 from mdm.model.record import IncomingRecord, MatchFeatures
 
 _ids = itertools.count(1)
@@ -50,3 +53,9 @@ def body(source: str = "crm", source_id: str | None = None, **fields: Any) -> di
         "source_id": source_id or f"{source}-{next(_ids)}",
         "data": data(**fields),
     }
+
+
+def decide_pair(a: dict[str, Any], b: dict[str, Any], *, exact: tuple[str, ...] = ()) -> Decision:
+    """The decision for a record `a` against one person holding record `b` (shipped model)."""
+    score = FellegiSunterScorer().score(features(**a), features(**b))
+    return decide([Candidate(uuid.uuid4(), score, exact)], Thresholds())

@@ -90,7 +90,6 @@ def evidence_conflicts(score: Score) -> list[str]:
         guards.append("conflicting_birth_date")
     if score.level("national_id") == "differs":
         guards.append("conflicting_national_id")
-
     return guards
 
 

@@ -6,10 +6,11 @@ Three estimates, as in Fellegi and Sunter's method and the tools built on it:
    the term-frequency adjustment of exact name levels.
 2. Candidate pairs: the pairs the online path would compare, found with the same blocking
    keys and the same cap on block size.
-3. Expectation-maximisation over those pairs' comparison vectors: the share of matches
-   among candidates (the prior) and, per attribute level, m (how often true matches land
-   on it) and u (how often non-matches do). Pairs are grouped by vector, so an iteration
-   costs the number of distinct vectors (a few thousand), not the number of pairs.
+3. u per level from random pairs (non-matches but for a negligible few); m per level by
+   expectation-maximisation over the candidate pairs' comparison vectors, one session per
+   blocking key kind that leaves out the comparison its blocking agrees on; the prior from
+   the expected matches among the candidates over all pairs. Pairs are grouped by vector,
+   so an iteration costs the number of distinct vectors (a few hundred), not of pairs.
 
 Pure functions over match features: the service reads the records and stores the result.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from mdm.flow.block import candidate_keys
-from mdm.flow.compare import compare
+from mdm.flow.compare import Comparison, compare
 from mdm.flow.score import DEFAULT_LEVELS, FellegiSunterScorer, ModelParameters
 from mdm.model.record import MatchFeatures
 
@@ -34,6 +35,8 @@ U_FLOOR = 1e-6
 # level the registry's pairs never reach keeps its shipped m.
 M_PSEUDO_PAIRS = 20.0
 MIN_RECORDS = 1_000
+# A pair's comparison levels, attribute by attribute: what EM sees of it.
+Vector = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,28 +87,30 @@ SESSION_IGNORES = {
 
 def candidate_pairs(
     features: Sequence[MatchFeatures], *, block_cap: int, max_pairs: int
-) -> dict[str, list[tuple[int, int]]]:
-    """Per blocking key kind, the pairs of records sharing a key of that kind, skipping
-    keys held by more than `block_cap` records (generic values), as the online path does."""
+) -> dict[tuple[int, int], set[str]]:
+    """The pairs of records sharing a blocking key, each with the kinds of key they share,
+    skipping keys held by more than `block_cap` records (generic values), as the online
+    path does."""
     blocks: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, f in enumerate(features):
         for key in candidate_keys(f):
             blocks[key].append(i)
-    pairs: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    pairs: dict[tuple[int, int], set[str]] = defaultdict(set)
     for (kind, _), members in blocks.items():
-        if 1 < len(members) <= block_cap and len(pairs[kind]) < max_pairs:
-            pairs[kind].update(combinations(members, 2))
-    return {kind: sorted(found) for kind, found in pairs.items()}
+        if 1 < len(members) <= block_cap and len(pairs) < max_pairs:
+            for pair in combinations(members, 2):
+                pairs[pair].add(kind)
+    return pairs
+
+
+def _vector(comparisons: Iterable[Comparison]) -> Vector:
+    return tuple((c.attribute, c.level) for c in comparisons)
 
 
 def _vectors(
     features: Sequence[MatchFeatures], pairs: Iterable[tuple[int, int]], known: frozenset[str]
-) -> Counter[tuple[tuple[str, str], ...]]:
-    vectors: Counter[tuple[tuple[str, str], ...]] = Counter()
-    for i, j in pairs:
-        comparisons = compare(features[i], features[j], known)
-        vectors[tuple((c.attribute, c.level) for c in comparisons)] += 1
-    return vectors
+) -> Counter[Vector]:
+    return Counter(_vector(compare(features[i], features[j], known)) for i, j in pairs)
 
 
 def random_pairs(n: int, count: int, seed: int = 0) -> list[tuple[int, int]]:
@@ -122,9 +127,7 @@ def random_pairs(n: int, count: int, seed: int = 0) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def estimate_u(
-    vectors: Counter[tuple[tuple[str, str], ...]], start: ModelParameters
-) -> dict[str, dict[str, float]]:
+def estimate_u(vectors: Counter[Vector], start: ModelParameters) -> dict[str, dict[str, float]]:
     """u per level from random pairs, which are non-matches but for a negligible few.
 
     A level random pairs never reach (two strangers sharing a national id) gets the
@@ -145,39 +148,52 @@ def estimate_u(
     return u
 
 
+def _posterior(
+    vector: Vector,
+    m: dict[str, dict[str, float]],
+    u: dict[str, dict[str, float]],
+    prior: float,
+    ignore: str | None = None,
+) -> float:
+    """The chance that a pair with this comparison vector is a match. "missing" carries
+    no information, nor does the comparison a session's blocking agrees on."""
+    log_odds = math.log(prior / (1 - prior))
+    for attribute, level in vector:
+        if level != "missing" and attribute != ignore:
+            log_odds += math.log(m[attribute][level] / u[attribute][level])
+    return 1 / (1 + math.exp(-max(-700.0, min(700.0, log_odds))))
+
+
 def expectation_maximisation(
-    vectors: Counter[tuple[tuple[str, str], ...]],
+    vectors: Counter[Vector],
     m_start: dict[str, dict[str, float]],
     u: dict[str, dict[str, float]],
     prior_start: float,
     *,
     ignore: str | None = None,
+    fit_m: bool = True,
     max_iterations: int = 200,
     tolerance: float = 1e-6,
 ) -> tuple[float, dict[str, dict[str, float]], float, int, bool]:
     """m per level and the share of matches among the pairs, with u held fixed (the
     classic two-class EM with both free settles on whatever splits blocked pairs best,
-    which is not always identity). "missing" carries no information and is left out.
+    which is not always identity); with `fit_m` off, the share of matches alone.
     Returns (share of matches, m, expected number of matches, iterations, converged)."""
     m = {a: dict(t) for a, t in m_start.items()}
     prior = prior_start
-    patterns = list(vectors.items())
     total = sum(vectors.values())
     matches = 0.0
     iterations, converged = 0, False
     for iterations in range(1, max_iterations + 1):  # noqa: B007
         m_counts: dict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
         matches = 0.0
-        for vector, count in patterns:
-            log_odds = math.log(prior / (1 - prior))
-            for attribute, level in vector:
-                if level != "missing" and attribute != ignore:
-                    log_odds += math.log(m[attribute][level] / u[attribute][level])
-            p = 1 / (1 + math.exp(-max(-700.0, min(700.0, log_odds))))
-            matches += p * count
-            for attribute, level in vector:
-                if level != "missing" and attribute != ignore:
-                    m_counts[attribute][level] += p * count
+        for vector, count in vectors.items():
+            p = _posterior(vector, m, u, prior, ignore) * count
+            matches += p
+            if fit_m:
+                for attribute, level in vector:
+                    if level != "missing" and attribute != ignore:
+                        m_counts[attribute][level] += p
         new_prior = min(max(matches / total, 1e-9), 1 - 1e-9)
         change = abs(new_prior - prior)
         for attribute, table in m.items():
@@ -195,30 +211,6 @@ def expectation_maximisation(
             converged = True
             break
     return prior, m, matches, iterations, converged
-
-
-def _expected_matches(
-    vectors: Counter[tuple[tuple[str, str], ...]],
-    m: dict[str, dict[str, float]],
-    u: dict[str, dict[str, float]],
-) -> float:
-    """The expected number of matches among the pairs, with m and u fixed (EM on the
-    share of matches alone)."""
-    share = 0.5
-    expected = 0.0
-    for _ in range(100):
-        expected = 0.0
-        for vector, count in vectors.items():
-            log_odds = math.log(share / (1 - share))
-            for attribute, level in vector:
-                if level != "missing":
-                    log_odds += math.log(m[attribute][level] / u[attribute][level])
-            expected += count / (1 + math.exp(-max(-700.0, min(700.0, log_odds))))
-        new = min(max(expected / sum(vectors.values()), 1e-9), 1 - 1e-9)
-        if abs(new - share) < 1e-7:
-            break
-        share = new
-    return expected
 
 
 def train(
@@ -244,18 +236,25 @@ def train(
     # Two hundred random partners per record estimate u well; a million pairs is plenty.
     random_sample = random_sample or min(1_000_000, 200 * n)
     u = estimate_u(_vectors(features, random_pairs(n, random_sample), known), with_names)
-    sessions = candidate_pairs(features, block_cap=block_cap, max_pairs=max_pairs)
+    pairs = candidate_pairs(features, block_cap=block_cap, max_pairs=max_pairs)
+    # Each pair is compared once; its vector counts in every session whose kind of key
+    # brought it, and in the whole.
+    vectors: Counter[Vector] = Counter()
+    sessions: dict[str, Counter[Vector]] = defaultdict(Counter)
+    for (i, j), kinds in pairs.items():
+        vector = _vector(compare(features[i], features[j], known))
+        vectors[vector] += 1
+        for kind in kinds:
+            sessions[kind][vector] += 1
     m_start = {a: {k: mu[0] for k, mu in t.items()} for a, t in DEFAULT_LEVELS.items()}
     # One EM per blocking key kind, each blind to the comparison its blocking agrees on,
     # as Splink trains: pairs found by a shared phone say nothing about phones. Each
     # comparison's m is the mean over the sessions that could estimate it.
     estimates: dict[str, list[dict[str, float]]] = defaultdict(list)
     iterations, converged = 0, True
-    for kind, pairs in sorted(sessions.items()):
+    for kind, session in sorted(sessions.items()):
         ignore = SESSION_IGNORES[kind]
-        _, m_kind, _, used, done = expectation_maximisation(
-            _vectors(features, pairs, known), m_start, u, 0.5, ignore=ignore
-        )
+        _, m_kind, _, used, done = expectation_maximisation(session, m_start, u, 0.5, ignore=ignore)
         iterations, converged = max(iterations, used), converged and done
         for attribute, table in m_kind.items():
             if attribute != ignore:
@@ -272,9 +271,7 @@ def train(
     # The prior of the model is that of any two records: the matches among the candidate
     # pairs, over all pairs. Scoring a candidate then conditions on the evidence that
     # made it one.
-    every_pair = sorted(set().union(*sessions.values())) if sessions else []
-    vectors = _vectors(features, every_pair, known)
-    matches = _expected_matches(vectors, m, u)
+    matches = expectation_maximisation(vectors, m, u, 0.5, fit_m=False)[2] if vectors else 0.0
     prior = min(max(matches / (n * (n - 1) / 2), 1e-12), 0.5)
     parameters = ModelParameters(
         version=version,
@@ -287,7 +284,7 @@ def train(
     )
     report = TrainingReport(
         records=n,
-        pairs=len(every_pair),
+        pairs=len(pairs),
         distinct_vectors=len(vectors),
         iterations=iterations,
         converged=converged,

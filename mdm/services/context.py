@@ -30,14 +30,18 @@ class Registry:
         """The active trained model, read once on first use; the shipped defaults before
         any training. Read lazily so that a process starts while the database is down."""
         if self._scorer is None:
-            with self.database.uow() as uow:
-                raw = uow.registry.active_model()
-            self._scorer = FellegiSunterScorer(ModelParameters.from_json(raw) if raw else None)
+            self._scorer = FellegiSunterScorer(self.active_parameters())
         return self._scorer
 
     @scorer.setter
     def scorer(self, scorer: Scorer) -> None:
         self._scorer = scorer
+
+    def active_parameters(self) -> ModelParameters | None:
+        """The stored active model; None before any training."""
+        with self.database.uow() as uow:
+            raw = uow.registry.active_model()
+        return ModelParameters.from_json(raw) if raw else None
 
     @property
     def thresholds(self) -> Thresholds:

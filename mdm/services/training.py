@@ -31,9 +31,3 @@ def activate(registry: Registry, parameters: ModelParameters, report: TrainingRe
         )
         uow.commit()
     registry.scorer = FellegiSunterScorer(parameters)
-
-
-def active_parameters(registry: Registry) -> ModelParameters | None:
-    with registry.database.uow() as uow:
-        raw = uow.registry.active_model()
-    return ModelParameters.from_json(raw) if raw else None

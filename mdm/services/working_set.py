@@ -53,9 +53,6 @@ class GenericKeys:
     def __contains__(self, key: object) -> bool:
         return key in self._keys
 
-    def __len__(self) -> int:
-        return len(self._keys)
-
     def learn(self, generic: set[Key], checked: set[Key]) -> None:
         """Keys found generic, and keys checked but no longer generic."""
         self._keys -= checked - generic

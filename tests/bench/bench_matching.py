@@ -16,7 +16,6 @@ import statistics
 import time
 
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 
 from fixtures.generator import generate
 from mdm.config import Settings
@@ -26,7 +25,7 @@ from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.match import match_record
 from mdm.store.tables import PersonRow
-from tests.bench.bench_ingest import BENCH_URL, _percentile
+from tests.bench.bench_ingest import _percentile, _url_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         help="first read the registry's tables and indexes into the OS page cache (pg_prewarm)",
     )
     args = parser.parse_args(argv)
-    url = make_url(BENCH_URL).set(database=args.database).render_as_string(hide_password=False)
-    registry = Registry.from_settings(Settings(database_url=url))
+    registry = Registry.from_settings(Settings(database_url=_url_for(args.database)))
     with registry.database.engine.connect() as conn:
         persons = int(conn.scalar(select(func.count()).select_from(PersonRow)) or 0)
         if args.prewarm:

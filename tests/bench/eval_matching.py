@@ -14,8 +14,7 @@ import time
 from collections import Counter, defaultdict
 from itertools import combinations, islice
 
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text
 
 from fixtures.generator import generate
 from mdm.config import Settings
@@ -29,7 +28,7 @@ from mdm.services.ingest import ingest_many
 from mdm.services.training import train_model
 from mdm.store.migrate import upgrade
 from mdm.store.tables import ReviewItemRow, SourceRecordRow
-from tests.bench.bench_ingest import BENCH_URL
+from tests.bench.bench_ingest import _admin_engine, _url_for
 
 
 def pairs_of(groups: dict[str, list[str]]) -> set[tuple[str, str]]:
@@ -65,15 +64,12 @@ def blocking_recall(records: int, seed: int, cap: int) -> float:
 
 
 def _fresh_registry(name: str, scorer: Scorer | None) -> Registry:
-    admin = create_engine(
-        make_url(BENCH_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
+    admin = _admin_engine()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = make_url(BENCH_URL).set(database=name).render_as_string(hide_password=False)
-    registry = Registry.from_settings(Settings(database_url=url))
+    registry = Registry.from_settings(Settings(database_url=_url_for(name)))
     if scorer is not None:
         registry.scorer = scorer
     upgrade(registry.database.engine)

@@ -12,7 +12,7 @@ from mdm.flow.score import FellegiSunterScorer
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.ingest import ingest_many, ingest_one
-from mdm.services.training import activate, active_parameters, train_model
+from mdm.services.training import activate, train_model
 from tests.factories import incoming
 
 
@@ -27,7 +27,7 @@ def _load(registry: Registry, n: int) -> None:
 
 def test_a_model_is_trained_stored_and_used(registry: Registry) -> None:
     _load(registry, 1_500)
-    assert active_parameters(registry) is None
+    assert registry.active_parameters() is None
     parameters, report = train_model(registry, version="em-test")
     assert report.records >= 1_400 and report.pairs > 500 and report.converged
 
@@ -46,7 +46,7 @@ def test_a_model_is_trained_stored_and_used(registry: Registry) -> None:
 
     activate(registry, parameters, report)
     assert registry.scorer.version == "em-test"
-    stored = active_parameters(registry)
+    stored = registry.active_parameters()
     assert stored == parameters
     # A new process reads the active model, and decisions name it.
     fresh = Registry.from_settings(registry.settings)
@@ -74,7 +74,7 @@ def test_a_newer_model_replaces_the_active_one(registry: Registry) -> None:
     activate(registry, first, report)
     second, report = train_model(registry, version="em-2")
     activate(registry, second, report)
-    stored = active_parameters(registry)
+    stored = registry.active_parameters()
     assert stored is not None and stored.version == "em-2"
     with registry.database.uow() as uow:
         models = uow.registry.models()

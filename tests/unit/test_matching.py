@@ -11,15 +11,10 @@ from hypothesis import strategies as st
 from mdm.flow.compare import compare_birth_dates, name_similarity
 from mdm.flow.decide import Candidate, Outcome, Rule, Thresholds, decide
 from mdm.flow.score import FellegiSunterScorer
-from tests.factories import features
+from tests.factories import decide_pair, features
 
 SCORER = FellegiSunterScorer()
 POLICY = Thresholds()
-
-
-def _decide(a: dict, b: dict, *, exact: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
-    fa, fb = features(**a), features(**b)
-    return decide([Candidate(uuid.uuid4(), SCORER.score(fa, fb), exact)], POLICY)
 
 
 @pytest.mark.parametrize(
@@ -57,13 +52,13 @@ def test_birth_date_levels(a: str | None, b: str | None, level: str) -> None:
 
 
 def test_same_email_same_name_links_with_full_confidence() -> None:
-    d = _decide({"given_name": "Ana"}, {"given_name": "Anna"}, exact=("email",))
+    d = decide_pair({"given_name": "Ana"}, {"given_name": "Anna"}, exact=("email",))
     assert (d.outcome, d.rule, d.confidence) == (Outcome.LINK, Rule.EXACT_KEY, 1.0)
     assert d.matched_on == ("email",)
 
 
 def test_shared_household_email_with_different_names_goes_to_review() -> None:
-    d = _decide(
+    d = decide_pair(
         {"given_name": "John", "family_name": "Smith", "email": "smiths@gmail.com"},
         {"given_name": "Mary", "family_name": "Smith", "email": "smiths@gmail.com"},
         exact=("email",),
@@ -73,7 +68,7 @@ def test_shared_household_email_with_different_names_goes_to_review() -> None:
 
 
 def test_same_email_with_conflicting_birth_date_goes_to_review() -> None:
-    d = _decide(
+    d = decide_pair(
         {"given_name": "John", "family_name": "Smith", "birth_date": "1960-05-01"},
         {"given_name": "John", "family_name": "Smith", "birth_date": "1991-08-12"},
         exact=("email",),
@@ -83,7 +78,7 @@ def test_same_email_with_conflicting_birth_date_goes_to_review() -> None:
 
 
 def test_same_name_alone_never_auto_merges() -> None:
-    d = _decide(
+    d = decide_pair(
         {"given_name": "Michael", "family_name": "Smith", "email": "m1@a.com"},
         {"given_name": "Michael", "family_name": "Smith", "email": "m2@b.com"},
     )
@@ -92,7 +87,7 @@ def test_same_name_alone_never_auto_merges() -> None:
 
 
 def test_nickname_and_same_phone_links() -> None:
-    d = _decide(
+    d = decide_pair(
         {"given_name": "Bill", "family_name": "Smith", "email": "b@x.com", "phone": "+14155550132"},
         {
             "given_name": "William",
@@ -106,7 +101,7 @@ def test_nickname_and_same_phone_links() -> None:
 
 
 def test_same_name_and_birth_date_but_different_national_id_never_links() -> None:
-    d = _decide(
+    d = decide_pair(
         {
             "family_name": "Smith",
             "birth_date": "1985-02-03",
@@ -127,7 +122,7 @@ def test_same_name_and_birth_date_but_different_national_id_never_links() -> Non
 
 
 def test_michael_and_michelle_with_the_same_birth_date_are_not_auto_merged() -> None:
-    d = _decide(
+    d = decide_pair(
         {
             "given_name": "Michael",
             "family_name": "Brown",
@@ -177,7 +172,7 @@ def test_no_candidate_creates() -> None:
 
 
 def test_explanation_names_rule_model_and_per_attribute_weights() -> None:
-    d = _decide({"phone": "+14155550132"}, {"phone": "+14155550132"})
+    d = decide_pair({"phone": "+14155550132"}, {"phone": "+14155550132"})
     explanation = d.explanation()
     assert explanation["model"] == SCORER.version
     attributes = {c["attribute"]: c for c in explanation["comparisons"]}
@@ -191,7 +186,7 @@ _dates = st.one_of(st.none(), st.sampled_from(["1980-01-02", "1980-02-01", "1991
 
 @given(_names, _names, _dates, _dates)
 def test_guards_hold_whatever_the_confidence(g1: str, g2: str, d1: str | None, d2: str | None):  # type: ignore[no-untyped-def]
-    d = _decide(
+    d = decide_pair(
         {
             "given_name": g1,
             "family_name": "Lee",
