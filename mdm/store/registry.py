@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -458,10 +459,25 @@ class RegistryRepository:
         )
 
     # -- match models -----------------------------------------------------------------------
-    def sample_features(self, limit: int) -> list[MatchFeatures]:
-        """The match features of up to `limit` records, drawn at random."""
-        rows = self.conn.execute(select(records_t.c.features).order_by(func.random()).limit(limit))
-        return [MatchFeatures.from_json(features) for (features,) in rows]
+    def sample_features(self, limit: int, *, seed: int = 0) -> list[MatchFeatures]:
+        """The match features of up to `limit` records, drawn at random but reproducibly.
+
+        A seeded reservoir over a stable order rather than `ORDER BY random()`: the same
+        registry trains the same model twice, so a model version can be rebuilt and checked.
+        """
+        rows = self.conn.execute(
+            select(records_t.c.features)
+            .order_by(records_t.c.source, records_t.c.source_id)
+            .execution_options(yield_per=10_000)
+        )
+        rnd = random.Random(seed)
+        sample: list[Any] = []
+        for seen, (features,) in enumerate(rows):
+            if seen < limit:
+                sample.append(features)
+            elif (slot := rnd.randrange(seen + 1)) < limit:
+                sample[slot] = features
+        return [MatchFeatures.from_json(features) for features in sample]
 
     def save_model(
         self, version: str, parameters: dict[str, Any], report: dict[str, Any], *, active: bool
