@@ -39,6 +39,11 @@ class RecordResult(BaseModel):
     matched_on: list[str]
     review_id: UUID | None = None
     review_ids: list[UUID] = []
+    merged_person_ids: list[UUID] = Field(
+        default=[],
+        description="Persons this record showed to be the same human, merged into person_id; "
+        "their ids now resolve to it",
+    )
     warnings: list[FieldMessage] = []
     explanation: dict[str, Any] = {}
 
@@ -55,6 +60,7 @@ class BatchItem(BaseModel):
     score: float | None = None
     matched_on: list[str] | None = None
     review_id: UUID | None = None
+    merged_person_ids: list[UUID] | None = None
     warnings: list[FieldMessage] | None = None
     source: str | None = None
     source_id: str | None = None

@@ -44,6 +44,7 @@ def _result(result: IngestResult) -> RecordResult:
         matched_on=list(result.matched_on),
         review_id=result.review_id,
         review_ids=list(result.review_ids),
+        merged_person_ids=list(result.merged_ids),
         warnings=[w.as_dict() for w in result.warnings],
         explanation=result.explanation,
     )
@@ -111,6 +112,7 @@ async def post_batch(
                 score=r.score,
                 matched_on=r.matched_on,
                 review_id=r.review_id,
+                merged_person_ids=r.merged_person_ids or None,
                 warnings=r.warnings,
             )
     return json_response(BatchOut(results=[r for r in results if r is not None]))

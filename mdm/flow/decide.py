@@ -9,7 +9,8 @@ from typing import Any
 from uuid import UUID
 
 from mdm.flow.compare import AGREEING_LEVELS
-from mdm.flow.score import Score
+from mdm.flow.score import Score, Scorer
+from mdm.model.record import MatchFeatures
 
 NON_NAME_ATTRIBUTES = ("email", "phone", "birth_date", "national_id", "employee_id")
 MAX_REVIEW_PAIRS = 3
@@ -227,3 +228,46 @@ def _decide_exact(exact: list[Candidate], thresholds: Thresholds) -> Decision:
         best=best,
         candidates=tuple(ranked),
     )
+
+
+def bridged(
+    candidates: Sequence[Candidate], linked_to: UUID, thresholds: Thresholds
+) -> list[Candidate]:
+    """The other persons this record would link to on its own.
+
+    A record that links to two persons is the evidence that they are one human: records
+    arrive in any order, and the one that ties a work address to a personal phone often
+    comes last. Load order must not decide who is merged (Senzing's sequence neutrality).
+    A caller's `person_id` hint names one person and bridges nothing.
+    """
+    return [
+        c
+        for c in candidates
+        if c.person_id != linked_to
+        and "person_id" not in c.exact_keys
+        and decide([c], thresholds).outcome == Outcome.LINK
+    ]
+
+
+def merge_conflicts(
+    a: Sequence[MatchFeatures], b: Sequence[MatchFeatures], scorer: Scorer
+) -> list[str]:
+    """Why the persons holding records `a` and `b` must not become one, whatever links
+    them: two birth dates, two national ids, two employee ids from one system, or names
+    that belong to two members of a household. Every pair of records is checked, so a
+    merge never rests on one neighbour alone."""
+    guards: set[str] = set()
+    for x in a:
+        for y in b:
+            score = scorer.score(x, y)
+            guards.update(evidence_conflicts(score))
+            if score.level("name") in DISAGREEING_NAMES:
+                guards.add("names_disagree")
+            if (
+                x.source == y.source
+                and x.employee_id
+                and y.employee_id
+                and x.employee_id != y.employee_id
+            ):
+                guards.add("conflicting_employee_id")
+    return sorted(guards)

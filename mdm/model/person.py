@@ -30,6 +30,10 @@ class LinkState(StrEnum):
     NO_MATCH = "NO_MATCH"
 
 
+# Why a review item closed without a steward: its two persons became one.
+MERGED_NOTE = "merged automatically: a record linked both persons"
+
+
 @dataclass(slots=True)
 class LinkedRecord:
     """A source record and its link to a person."""

@@ -16,11 +16,11 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from mdm.flow.decide import Decision, Outcome, Rule, decide
+from mdm.flow.decide import Candidate, Decision, Outcome, Rule, bridged, decide, merge_conflicts
 from mdm.flow.normalise import normalise
 from mdm.model.errors import BatchTooLarge, FieldIssue, InvalidRecord, MdmError
 from mdm.model.ids import new_id
-from mdm.model.person import LinkedRecord, LinkSource, LinkState, ReviewItem
+from mdm.model.person import LinkedRecord, LinkSource, LinkState, PersonState, ReviewItem
 from mdm.model.record import IncomingRecord, NormalisedRecord
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
@@ -47,6 +47,7 @@ class IngestResult:
     matched_on: tuple[str, ...]
     created: bool  # a person or a source record was created
     review_ids: tuple[UUID, ...] = ()
+    merged_ids: tuple[UUID, ...] = ()  # persons this record showed to be the same human
     warnings: tuple[FieldIssue, ...] = ()
     explanation: dict[str, Any] = field(default_factory=dict)
 
@@ -176,16 +177,21 @@ def _resolve(
     if known is not None:
         return _update_known(ws, record, known, actor, correlation_id)
 
-    decision = decide(ws.candidates(record), registry.thresholds)
+    candidates = ws.candidates(record)
+    decision = decide(candidates, registry.thresholds)
     explanation = decision.explanation()
     linked_record = _new_record(ws, record, decision, explanation)
 
+    merged: list[UUID] = []
     if decision.outcome == Outcome.LINK:
         assert decision.person_id is not None
         person = ws.persons[decision.person_id]
         linked_record.person_id = person.id
         ws.add_record(person, linked_record)
         result_decision = DecisionName.LINKED
+        person = _merge_bridged(
+            registry, ws, person, candidates, linked_record, merged, actor, correlation_id
+        )
     else:
         person = ws.new_person()
         linked_record.person_id = person.id
@@ -231,9 +237,46 @@ def _resolve(
         matched_on=decision.matched_on if decision.outcome != Outcome.CREATE else (),
         created=True,
         review_ids=tuple(review_ids),
+        merged_ids=tuple(merged),
         warnings=record.warnings,
         explanation=explanation,
     )
+
+
+def _merge_bridged(
+    registry: Registry,
+    ws: WorkingSet,
+    person: PersonState,
+    candidates: list[Candidate],
+    linked: LinkedRecord,
+    merged: list[UUID],
+    actor: str,
+    correlation_id: str | None,
+) -> PersonState:
+    """Merge into `person` every other person the record links to on its own, unless the
+    two hold conflicting evidence or a steward said they are distinct. The older person
+    survives, so the id other systems have known longest stays. Returns the survivor."""
+    for candidate in bridged(candidates, person.id, registry.thresholds):
+        other = ws.live(candidate.person_id)
+        if other is None or other.id == person.id:
+            continue
+        conflicts = merge_conflicts(
+            [r.features for r in person.records], [r.features for r in other.records], ws.scorer
+        )
+        if conflicts or ws.is_distinct(person.id, other.id):
+            continue
+        survivor, gone = sorted((person, other), key=ws.seniority)
+        cause = {
+            "rule": "bridging_record",
+            "record": f"{linked.source}/{linked.source_id}",
+            "score": round(candidate.score.confidence, 6),
+        }
+        ws.merge(survivor, gone, actor=actor, correlation_id=correlation_id, cause=cause)
+        merged.append(gone.id)
+        person = survivor
+    if merged:
+        linked.explanation["merged"] = [str(m) for m in merged]
+    return person
 
 
 def _score_with(decision: Decision, person_id: UUID) -> float:

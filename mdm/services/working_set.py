@@ -21,6 +21,7 @@ from mdm.flow.survivorship import RecordView, build_golden
 from mdm.model.errors import FieldIssue, InvalidRecord
 from mdm.model.ids import new_id
 from mdm.model.person import (
+    MERGED_NOTE,
     AuditEvent,
     LinkedRecord,
     OutboxEvent,
@@ -95,6 +96,8 @@ class WorkingSet:
         self._updated_records: dict[UUID, LinkedRecord] = {}
         self._keys_added: set[tuple[str, str, UUID]] = set()
         self._keys_removed: set[tuple[str, str, UUID]] = set()
+        self._moved_records: dict[UUID, UUID] = {}
+        self._merged: dict[UUID, UUID] = {}
         self.reviews: list[ReviewItem] = []
         self.audit: list[AuditEvent] = []
         self.outbox: list[OutboxEvent] = []
@@ -256,6 +259,82 @@ class WorkingSet:
             self._new_records[record.id] = record
         self._touch(person, before)
 
+    def merge(
+        self,
+        survivor: PersonState,
+        other: PersonState,
+        *,
+        actor: str,
+        correlation_id: str | None,
+        cause: dict[str, Any],
+    ) -> None:
+        """`other` becomes one with `survivor`: its records move, its id redirects to the
+        survivor for good, its open review items follow it, and the golden record is rebuilt
+        from all the records at the flush."""
+        before_survivor, before_other = self._keys_of(survivor), self._keys_of(other)
+        moved = other.records
+        for record in moved:
+            record.person_id = survivor.id
+            if record.id not in self._new_records and record.id not in self._updated_records:
+                self._moved_records[record.id] = survivor.id
+        survivor.records.extend(moved)
+        other.records = []
+        other.status = PersonStatus.MERGED
+        other.merged_into = survivor.id
+        self._touch(survivor, before_survivor)
+        self._touch(other, before_other)
+        for target, into in list(self._merged.items()):
+            if into == other.id:
+                self._merged[target] = survivor.id
+        self._merged[other.id] = survivor.id
+        self.reviews = [
+            _repointed(item, other.id, survivor.id, actor=actor, at=self.now)
+            for item in self.reviews
+        ]
+        after = {
+            "into": str(survivor.id),
+            "records": [f"{r.source}/{r.source_id}" for r in moved],
+            **cause,
+        }
+        self.audit.append(
+            AuditEvent(
+                new_id(),
+                self.now,
+                actor,
+                "person.merged",
+                "person",
+                str(other.id),
+                correlation_id,
+                None,
+                after,
+            )
+        )
+        payload = {"person_id": str(survivor.id), "merged_id": str(other.id), **cause}
+        self.outbox.append(OutboxEvent(new_id(), "person.merged", survivor.id, payload, self.now))
+
+    def seniority(self, person: PersonState) -> tuple[bool, datetime, int, UUID]:
+        """Sorts the person known longest first. Persons already written come before those
+        this unit created (an existing record never moves to a person yet to be inserted),
+        and those in the order this unit created them."""
+        new = list(self._new_persons)
+        order = new.index(person.id) if person.id in self._new_persons else -1
+        return (order >= 0, person.created_at, order, person.id)
+
+    def _new_in_reference_order(self) -> list[PersonState]:
+        """New persons, each after the one it was merged into (the foreign key's order)."""
+
+        def depth(person: PersonState) -> int:
+            n = 0
+            while person.merged_into is not None and person.merged_into in self._new_persons:
+                person, n = self._new_persons[person.merged_into], n + 1
+            return n
+
+        return sorted(self._new_persons.values(), key=depth)
+
+    def is_distinct(self, a: UUID, b: UUID) -> bool:
+        """Whether a steward has said these two persons are not one."""
+        return self.repo.marked_distinct(a, b)
+
     def _keys_of(self, person: PersonState) -> set[Key]:
         keys: set[Key] = set()
         for r in person.records:
@@ -287,6 +366,15 @@ class WorkingSet:
         updated: list[PersonState] = []
         for pid in sorted(self._touched):
             person = self.persons[pid]
+            if person.status == PersonStatus.MERGED:
+                # A redirect holds no records, so no golden record: the survivor has both.
+                # One created and merged away in this unit is written as a redirect only.
+                person.golden, person.lineage = {}, {}
+                if pid not in self._new_persons:
+                    person.version += 1
+                    person.updated_at = self.now
+                    updated.append(person)
+                continue
             golden, lineage = build_golden(
                 RecordView(r.source, r.source_id, r.version, r.attributes, r.effective_updated_at)
                 for r in person.records
@@ -315,21 +403,27 @@ class WorkingSet:
             if golden.get("status") == "hired" and before.get("status") != "hired":
                 self._event(actor, correlation_id, "person.hired", pid, None, None)
         for pid in self._new_persons:
-            if self.persons[pid].golden.get("status") == "hired":
+            if (
+                self.persons[pid].status == PersonStatus.ACTIVE
+                and self.persons[pid].golden.get("status") == "hired"
+            ):
                 self._event(actor, correlation_id, "person.hired", pid, None, None)
 
         # The person updates carry a version check that detects a concurrent writer; they
         # go out with the inserts, in one round trip where the database allows it.
         self.repo.update_records(list(self._updated_records.values()))
+        self.repo.move_records(self._moved_records)
         self.repo.remove_keys(self._keys_removed)
         with self.repo.pipelined():
             self.repo.update_persons(updated)
-            self.repo.insert_persons(list(self._new_persons.values()))
+            self.repo.insert_persons(self._new_in_reference_order())
             self.repo.insert_records(list(self._new_records.values()))
             self.repo.add_keys(self._keys_added)
             self.repo.insert_reviews(self.reviews)
             self.repo.insert_audit(self.audit)
             self.repo.insert_outbox(self.outbox)
+        if self._merged:
+            self.repo.repoint_reviews(self._merged, actor=actor, at=self.now)
 
     def record_event(
         self,
@@ -403,6 +497,19 @@ class WorkingSet:
         if after is not None and before is not None:
             payload["changed_fields"] = sorted(after)
         self.outbox.append(OutboxEvent(new_id(), action, person_id, payload, self.now))
+
+
+def _repointed(item: ReviewItem, old: UUID, new: UUID, *, actor: str, at: datetime) -> ReviewItem:
+    if item.status != "open" or old not in (item.person_a, item.person_b):
+        return item
+    a = new if item.person_a == old else item.person_a
+    b = new if item.person_b == old else item.person_b
+    if a == b:
+        return replace(
+            item, person_a=a, person_b=b, status="merged", decision="merge",
+            resolved_at=at, resolved_by=actor, note=MERGED_NOTE,
+        )  # fmt: skip
+    return replace(item, person_a=a, person_b=b)
 
 
 def _redact(values: dict[str, Any] | None) -> dict[str, Any] | None:

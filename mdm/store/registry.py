@@ -33,6 +33,7 @@ from sqlalchemy import (
 
 from mdm.model.errors import ConcurrentUpdate
 from mdm.model.person import (
+    MERGED_NOTE,
     AuditEvent,
     LinkedRecord,
     LinkSource,
@@ -412,6 +413,54 @@ class RegistryRepository:
                 for r in records
             ],
         )
+
+    def move_records(self, moves: Mapping[UUID, UUID]) -> None:
+        """Re-link records to another person (a merge); nothing else about them changes."""
+        if not moves:
+            return
+        stmt = (
+            update(records_t)
+            .where(records_t.c.id == bindparam("b_id"))
+            .values(person_id=bindparam("b_person_id"))
+        )
+        self.conn.execute(stmt, [{"b_id": r, "b_person_id": p} for r, p in moves.items()])
+
+    def repoint_reviews(self, merged: Mapping[UUID, UUID], *, actor: str, at: datetime) -> None:
+        """Open review items of merged-away persons name the survivor instead; an item whose
+        two persons became one is closed as merged."""
+        for old, new in merged.items():
+            for column in ("person_a", "person_b"):
+                self.conn.execute(
+                    update(reviews_t)
+                    .where(reviews_t.c[column] == old, reviews_t.c.status == "open")
+                    .values({column: new})
+                )
+        self.conn.execute(
+            update(reviews_t)
+            .where(
+                reviews_t.c.status == "open",
+                reviews_t.c.person_a == reviews_t.c.person_b,
+                reviews_t.c.person_a.in_(set(merged.values())),
+            )
+            .values(
+                status="merged",
+                decision="merge",
+                resolved_at=at,
+                resolved_by=actor,
+                note=MERGED_NOTE,
+            )
+        )
+
+    def marked_distinct(self, a: UUID, b: UUID) -> bool:
+        """Whether a steward resolved a review of these two persons as not a match."""
+        pair = or_(
+            and_(reviews_t.c.person_a == a, reviews_t.c.person_b == b),
+            and_(reviews_t.c.person_a == b, reviews_t.c.person_b == a),
+        )
+        found = self.conn.execute(
+            select(reviews_t.c.id).where(pair, reviews_t.c.status == "distinct").limit(1)
+        ).first()
+        return found is not None
 
     def add_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
         values = [{"kind": k, "value": v, "person_id": p} for k, v, p in sorted(set(rows))]

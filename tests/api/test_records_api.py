@@ -314,3 +314,25 @@ def test_the_api_answers_503_when_the_database_is_unreachable() -> None:
         refused = c.post("/v1/records", json=body())
         assert_problem(refused, 503)
         assert refused.headers["retry-after"] == "1"
+
+
+def test_a_record_that_links_two_persons_reports_the_merge(client: TestClient) -> None:
+    name = {"given_name": "Imelda", "family_name": "Quarshie"}
+    phone = "+44 7911 123456"
+    first = client.post("/v1/records", json=body("crm", "c-1", **name, email="iq@example.org"))
+    second = client.post(
+        "/v1/records", json=body("ats", "a-1", **name, email="iq@initech.com", phone=phone)
+    )
+    older, newer = first.json()["person_id"], second.json()["person_id"]
+    assert older != newer
+    bridge = client.post(
+        "/v1/records", json=body("hris", "h-1", **name, email="iq@example.org", phone=phone)
+    )
+    assert bridge.status_code == 201
+    assert bridge.json()["person_id"] == older
+    assert bridge.json()["merged_person_ids"] == [newer]
+    redirected = client.get(f"/v1/persons/{newer}")
+    assert redirected.status_code == 200
+    assert redirected.json()["id"] == older
+    assert redirected.json()["aliases"] == [newer]
+    assert len(redirected.json()["records"]) == 3
