@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import secrets
@@ -13,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -143,6 +145,78 @@ def train(
         raise typer.Exit(1) from exc
     finally:
         registry.close()
+
+
+@app.command()
+def evaluate(
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of labelled record pairs: source_a,source_id_a,source_b,source_id_b,match"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
+) -> None:
+    """Precision and recall of the registry's decisions, from labels.
+
+    The labels are the review items stewards resolved (merge or distinct) and, with
+    --labels, a file of record pairs known to be, or not to be, one human.
+    """
+    from mdm.services.evaluation import InvalidLabels, evaluate, read_labels
+
+    try:
+        pairs = read_labels(labels) if labels else None
+    except InvalidLabels as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    registry = _registry()
+    try:
+        result = evaluate(registry, pairs)
+    finally:
+        registry.close()
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    console.print(f"model {result.model}")
+    stewards = result.stewards
+    table = Table("score band", "resolved", "merged", "distinct", "true share", "mean score")
+    for band in stewards.bands:
+        table.add_row(
+            f"{band.low:.2f} - {band.high:.2f}", f"{band.resolved:,}", f"{band.merged:,}",
+            f"{band.distinct:,}", _pct(band.true_share), _num(band.mean_score),
+        )  # fmt: skip
+    table.add_row(
+        "all", f"{stewards.merged + stewards.distinct:,}", f"{stewards.merged:,}",
+        f"{stewards.distinct:,}", _pct(stewards.true_share), "",
+    )  # fmt: skip
+    table.title = f"Review items resolved by stewards ({stewards.open_items:,} still open)"
+    Console().print(table)
+    if result.pairs is not None:
+        p = result.pairs
+        figures = Table("labelled pairs", "value")
+        figures.title = f"Labelled pairs ({labels})"
+        for name, value in (
+            ("pairs", f"{p.labelled:,} ({p.matches:,} one human)"),
+            ("not in the registry", f"{p.unknown:,}"),
+            ("auto-merged", f"{p.linked:,}"),
+            ("auto-merge precision", _num(p.precision)),
+            ("auto-merge recall", _num(p.recall)),
+            ("in the review queue", f"{p.in_review:,}"),
+            ("review true share", _pct(p.review_true_share)),
+            ("recall with the review queue", _num(p.recall_with_review)),
+        ):
+            figures.add_row(name, value)
+        Console().print(figures)
+    for note in result.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 @app.command()

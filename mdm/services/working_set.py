@@ -506,7 +506,7 @@ def _repointed(item: ReviewItem, old: UUID, new: UUID, *, actor: str, at: dateti
     b = new if item.person_b == old else item.person_b
     if a == b:
         return replace(
-            item, person_a=a, person_b=b, status="merged", decision="merge",
+            item, person_a=a, person_b=b, status="merged", decision="auto_merge",
             resolved_at=at, resolved_by=actor, note=MERGED_NOTE,
         )  # fmt: skip
     return replace(item, person_a=a, person_b=b)

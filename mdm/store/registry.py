@@ -444,7 +444,7 @@ class RegistryRepository:
             )
             .values(
                 status="merged",
-                decision="merge",
+                decision="auto_merge",
                 resolved_at=at,
                 resolved_by=actor,
                 note=MERGED_NOTE,
@@ -461,6 +461,24 @@ class RegistryRepository:
             select(reviews_t.c.id).where(pair, reviews_t.c.status == "distinct").limit(1)
         ).first()
         return found is not None
+
+    def resolved_match_reviews(self) -> list[tuple[float, str]]:
+        """(score, decision) of every match review item a steward resolved."""
+        rows = self.conn.execute(
+            select(reviews_t.c.score, reviews_t.c.decision).where(
+                reviews_t.c.kind == "match", reviews_t.c.decision.in_(("merge", "distinct"))
+            )
+        )
+        return [(float(score), decision) for score, decision in rows]
+
+    def open_review_pairs(self) -> list[tuple[UUID, UUID]]:
+        """The two persons of every open match review item."""
+        rows = self.conn.execute(
+            select(reviews_t.c.person_a, reviews_t.c.person_b).where(
+                reviews_t.c.kind == "match", reviews_t.c.status == "open"
+            )
+        )
+        return [(a, b) for a, b in rows]
 
     def add_keys(self, rows: Iterable[tuple[str, str, UUID]]) -> None:
         values = [{"kind": k, "value": v, "person_id": p} for k, v, p in sorted(set(rows))]

@@ -10,9 +10,12 @@ review queue's size and its share of true matches, and the largest person.
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from itertools import combinations, islice
+from pathlib import Path
 
 from sqlalchemy import select, text
 
@@ -24,6 +27,7 @@ from mdm.flow.score import FellegiSunterScorer, Scorer
 from mdm.model.errors import InvalidRecord
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
+from mdm.services.evaluation import LABEL_COLUMNS, evaluate, read_labels
 from mdm.services.ingest import ingest_many
 from mdm.services.training import train_model
 from mdm.store.migrate import upgrade
@@ -97,7 +101,12 @@ def run(records: int, seed: int, scorer: Scorer | None, name: str = "mdm_eval") 
         linked = conn.execute(
             select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
         ).all()
-        reviews = conn.execute(select(ReviewItemRow.person_a, ReviewItemRow.person_b)).all()
+        # The queue a steward faces: items a later merge answered are closed.
+        reviews = conn.execute(
+            select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
+                ReviewItemRow.status == "open"
+            )
+        ).all()
 
     by_person: dict[str, list[str]] = defaultdict(list)
     truth_of_person: dict[str, set[str]] = defaultdict(set)
@@ -126,13 +135,49 @@ def run(records: int, seed: int, scorer: Scorer | None, name: str = "mdm_eval") 
     print(f"  review items {len(reviews):,} ({len(reviews) / len(linked):.1%} of records), "
           f"{share:.1%} true matches")  # fmt: skip
     print(f"  largest person {max(sizes)} records", flush=True)
+    check_with_evaluate(registry, records, truth, predicted | actual, by_person, reviews)
     return registry
+
+
+def check_with_evaluate(
+    registry: Registry,
+    records: int,
+    truth: dict[str, str],
+    pairs: set[tuple[str, str]],
+    by_person: dict[str, list[str]],
+    reviews: Sequence[tuple[object, object]],
+) -> None:
+    """The same figures through `mdm evaluate`: the generator's truth as a labelled file
+    (every true pair, every merged pair, one record pair per review item)."""
+    labelled = set(pairs)
+    for a, b in reviews:
+        members_a, members_b = by_person.get(str(a)), by_person.get(str(b))
+        if members_a and members_b:
+            # A true pair if the two persons share a human: the item's verdict.
+            x, y = min(
+                ((x, y) for x in members_a for y in members_b),
+                key=lambda p: truth[p[0]] != truth[p[1]],
+            )
+            labelled.add((min(x, y), max(x, y)))
+    path = Path("reports") / f"labels-{records}.csv"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(LABEL_COLUMNS)
+        for a, b in sorted(labelled):
+            out.writerow([*a.split("/", 1), *b.split("/", 1), int(truth[a] == truth[b])])
+    figures = evaluate(registry, read_labels(path)).pairs
+    assert figures is not None
+    print(f"  mdm evaluate --labels {path}: precision {figures.precision:.4f}  "
+          f"recall {figures.recall:.4f}  review true share "
+          f"{figures.review_true_share or 0:.1%}", flush=True)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--database", default="mdm_eval", help="dropped and created afresh")
     parser.add_argument(
         "--train",
         action="store_true",
@@ -142,13 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     cap = Settings().max_block_size
     print(f"blocking recall {blocking_recall(args.records, args.seed, cap):.4f} "
           f"(true pairs sharing a key held by at most {cap} records)", flush=True)  # fmt: skip
-    registry = run(args.records, args.seed, None)
+    registry = run(args.records, args.seed, None, name=args.database)
     if args.train:
         started = time.perf_counter()
         parameters, report = train_model(registry, version=f"eval-{args.records}")
         print(f"trained in {time.perf_counter() - started:.1f} s: {report}", flush=True)
         registry.close()
-        registry = run(args.records, args.seed, FellegiSunterScorer(parameters))
+        registry = run(args.records, args.seed, FellegiSunterScorer(parameters), name=args.database)
     registry.close()
     return 0
 

@@ -128,3 +128,38 @@ def test_train_needs_records_then_activates_a_model(database: str) -> None:
     assert trained.exit_code == 0, trained.output
     assert "is active" in trained.output
     assert count(database, MatchModelRow) == 1
+
+
+def test_evaluate_reports_precision_and_recall_from_a_labelled_file(
+    database: str, tmp_path: Path
+) -> None:
+    lines = [
+        {"source_id": "c1", "given_name": "Ana", "family_name": "Ruiz", "email": "ana@x.es"},
+        {"source_id": "c2", "given_name": "Ana", "family_name": "Ruiz", "email": "ANA@x.es"},
+        {"source_id": "c3", "given_name": "Ana", "family_name": "Ruiz", "email": "ar@y.es"},
+    ]
+    path = tmp_path / "contacts.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    assert runner.invoke(app, ["import", str(path), "--source", "crm"]).exit_code == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "source_a,source_id_a,source_b,source_id_b,match\n"
+        "crm,c1,crm,c2,yes\ncrm,c1,crm,c3,yes\ncrm,c2,crm,c3,yes\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["evaluate", "--labels", str(labels), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["pairs"]
+    # c1 and c2 share an address; c3 has nothing but the name, so it stays apart.
+    assert (figures["linked"], figures["matches"]) == (1, 3)
+    assert figures["precision"] == 1.0 and figures["recall"] == pytest.approx(1 / 3)
+    table = runner.invoke(app, ["evaluate", "--labels", str(labels)])
+    assert table.exit_code == 0 and "auto-merge recall" in table.output
+
+
+def test_evaluate_names_the_bad_line_of_a_labelled_file(database: str, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("source_a,source_id_a,source_b,source_id_b,match\ncrm,c1,crm,c2,perhaps\n")
+    result = runner.invoke(app, ["evaluate", "--labels", str(labels)])
+    assert result.exit_code == 2
+    assert "line 2" in result.output
