@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from mdm.flow.decide import Outcome, decide
+from mdm.flow.decide import Candidate, Outcome, decide
 from mdm.flow.normalise import normalise
 from mdm.model.errors import FieldIssue
+from mdm.model.person import LinkedRecord
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
+from mdm.services.retry import run_with_retries
 from mdm.services.working_set import WorkingSet
 
 
@@ -40,16 +42,20 @@ def match_record(registry: Registry, record: IncomingRecord, *, limit: int = 10)
     """Score a record against the registry and say what would happen. Writes nothing."""
     normalised = normalise(record, blind_index_key=registry.settings.blind_index_key)
     scorer = registry.scorer  # read before the unit of work: it may load the model
-    with registry.database.uow() as uow:
-        ws = WorkingSet(
-            uow.registry,
-            scorer,
-            now=datetime.now(UTC),
-            block_cap=registry.settings.max_block_size,
-        )
-        ws.load([normalised], lock=False)
-        known = ws.records.get((record.source, record.source_id))
-        candidates = ws.candidates(normalised)
+
+    def read() -> tuple[LinkedRecord | None, list[Candidate]]:
+        with registry.database.uow() as uow:
+            ws = WorkingSet(
+                uow.registry,
+                scorer,
+                now=datetime.now(UTC),
+                block_cap=registry.settings.max_block_size,
+            )
+            ws.load([normalised], lock=False)
+            return ws.records.get((record.source, record.source_id)), ws.candidates(normalised)
+
+    # A merge committed while the candidates were read makes them read again.
+    known, candidates = run_with_retries(read)
     decision = decide(candidates, registry.thresholds)
     ranked = sorted(candidates, key=lambda c: c.score.confidence, reverse=True)[:limit]
     scored = tuple(

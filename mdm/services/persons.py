@@ -61,6 +61,7 @@ def _link(r: LinkedRecord) -> RecordLink:
 def _view(repo: RegistryRepository, person_id: UUID) -> PersonView:
     requested = person_id
     seen: set[UUID] = set()
+    rereads = 3
     while True:
         person = repo.get_person(person_id)
         if person is None or person_id in seen:
@@ -71,13 +72,19 @@ def _view(repo: RegistryRepository, person_id: UUID) -> PersonView:
         if person.status == PersonStatus.MERGED and person.merged_into is not None:
             person_id = person.merged_into
             continue
+        records = repo.records_of(person.id)
+        if not records and person.status == PersonStatus.ACTIVE and rereads:
+            # Merged away between the two reads: follow it on the next pass.
+            seen.discard(person_id)
+            rereads -= 1
+            continue
         break
     return PersonView(
         id=person.id,
         status=person.status.value,
         attributes=person.golden,
         lineage=person.lineage,
-        records=tuple(_link(r) for r in repo.records_of(person.id)),
+        records=tuple(_link(r) for r in records),
         aliases=tuple(repo.aliases_of(person.id)),
         version=person.version,
         created_at=person.created_at,

@@ -282,6 +282,11 @@ class RegistryRepository:
                 for p in persons.values()
                 if p.merged_into is not None and p.merged_into not in persons
             }
+        # Persons and records are read by two statements, each with its own snapshot: a
+        # merge committed in between leaves a live person without records. The unit of work
+        # must read again.
+        if any(p.status == PersonStatus.ACTIVE and not p.records for p in persons.values()):
+            raise ConcurrentUpdate("a person was merged while it was read")
         return persons
 
     def _person_rows(self, ids: list[UUID]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
