@@ -17,8 +17,11 @@ from mdm.model.errors import (
     InvalidCursor,
     InvalidRecord,
     MdmError,
+    MergeRefused,
     PersonErased,
     PersonNotFound,
+    ReviewNotFound,
+    StaleDecision,
 )
 from mdm.store.errors import UNAVAILABLE_ERRORS
 
@@ -32,6 +35,9 @@ _STATUS: dict[type[MdmError], int] = {
     PersonNotFound: 404,
     PersonErased: 410,
     ConcurrentUpdate: 409,
+    ReviewNotFound: 404,
+    StaleDecision: 409,
+    MergeRefused: 422,
 }
 
 
@@ -74,6 +80,8 @@ def problem_of(exc: MdmError, instance: str | None = None) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if isinstance(exc, PersonErased):
         extra["person_id"] = str(exc.person_id)
+    if isinstance(exc, StaleDecision):
+        extra["current"] = exc.current
     return problem(
         status_of(exc), exc.detail, title=exc.title, errors=errors, instance=instance, **extra
     )

@@ -143,3 +143,32 @@ class ReviewOut(BaseModel):
 class ReviewPage(BaseModel):
     items: list[ReviewOut]
     next_cursor: str | None
+
+
+class ReviewDetailOut(ReviewOut):
+    """The item with both persons as they are now, side by side. Their `version`s are what
+    a decision sends back to prove it was made on this state."""
+
+    person_a_detail: PersonOut
+    person_b_detail: PersonOut
+
+
+class ResolveIn(Strict):
+    decision: Literal["merge", "distinct"]
+    note: str | None = Field(default=None, max_length=2000)
+    person_a_version: int | None = Field(
+        default=None, description="person_a's version as shown; 409 if it changed since"
+    )
+    person_b_version: int | None = Field(
+        default=None, description="person_b's version as shown; 409 if it changed since"
+    )
+
+
+class ResolutionOut(BaseModel):
+    review: ReviewOut
+    person_id: UUID = Field(description="The surviving person after a merge")
+
+
+class MergeIn(Strict):
+    other_id: UUID = Field(description="The person merged into this one; its id redirects here")
+    note: str | None = Field(default=None, max_length=2000)

@@ -7,10 +7,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, RegistryDep
-from api.schemas import PersonOut, PersonPage, RecordLinkOut
+from api.deps import ActorDep, CorrelationDep, RegistryDep
+from api.schemas import MergeIn, PersonOut, PersonPage, RecordLinkOut
 from mdm.model.errors import InvalidCursor
 from mdm.services.persons import PersonView, get_person, search_persons
+from mdm.services.stewardship import merge_persons
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 
@@ -82,3 +83,29 @@ async def search(
     )
     next_cursor = str(views[limit - 1].id) if len(views) > limit else None
     return PersonPage(items=[person_out(v) for v in views[:limit]], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{person_id}/merge",
+    response_model=PersonOut,
+    responses={
+        404: {"description": "Unknown id"},
+        410: {"description": "Erased"},
+        422: {"description": "The other person is unknown, erased, or the same"},
+    },
+)
+async def merge(
+    person_id: UUID,
+    body: MergeIn,
+    registry: RegistryDep,
+    actor: ActorDep,
+    correlation_id: CorrelationDep,
+) -> PersonOut:
+    """Merge `other_id` into this person, which keeps its id: the other's records move,
+    its id redirects here for good (listed in `aliases`), its open review items follow, and
+    the golden record is rebuilt. Merging twice is no change."""
+    survivor = merge_persons(
+        registry, person_id, body.other_id, actor=actor, note=body.note,
+        correlation_id=correlation_id,
+    )  # fmt: skip
+    return person_out(get_person(registry, survivor))

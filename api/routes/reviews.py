@@ -1,14 +1,17 @@
-"""The review queue (read-only until stewards' decisions land)."""
+"""The review queue and stewards' decisions on it."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, RegistryDep
-from api.schemas import ReviewOut, ReviewPage
+from api.deps import ActorDep, CorrelationDep, RegistryDep
+from api.routes.persons import person_out
+from api.schemas import ResolutionOut, ResolveIn, ReviewDetailOut, ReviewOut, ReviewPage
 from mdm.services.reviews import list_reviews
+from mdm.services.stewardship import resolve_review, review_detail
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
@@ -37,4 +40,56 @@ async def reviews(
     return ReviewPage(
         items=[ReviewOut.model_validate(i, from_attributes=True) for i in items],
         next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/{review_id}",
+    response_model=ReviewDetailOut,
+    responses={404: {"description": "Unknown review item"}},
+)
+async def read_review(review_id: UUID, registry: RegistryDep, actor: ActorDep) -> ReviewDetailOut:
+    """The item, its per-attribute comparison (`explanation.comparisons`: level and match
+    weight), and both persons as they are now."""
+    detail = review_detail(registry, review_id)
+    return ReviewDetailOut(
+        **ReviewOut.model_validate(detail.item, from_attributes=True).model_dump(),
+        person_a_detail=person_out(detail.person_a),
+        person_b_detail=person_out(detail.person_b),
+    )
+
+
+@router.post(
+    "/{review_id}/resolve",
+    response_model=ResolutionOut,
+    responses={
+        404: {"description": "Unknown review item"},
+        409: {"description": "Resolved already, or a person changed since it was shown"},
+    },
+)
+async def resolve(
+    review_id: UUID,
+    body: ResolveIn,
+    registry: RegistryDep,
+    actor: ActorDep,
+    correlation_id: CorrelationDep,
+) -> ResolutionOut:
+    """Merge the two persons, or record that they are distinct: the pair is then never
+    proposed again. With both versions given, a decision on a changed state gets 409 and
+    the current state."""
+    versions = None
+    if body.person_a_version is not None and body.person_b_version is not None:
+        versions = (body.person_a_version, body.person_b_version)
+    resolution = resolve_review(
+        registry,
+        review_id,
+        body.decision,
+        actor=actor,
+        note=body.note,
+        versions=versions,
+        correlation_id=correlation_id,
+    )
+    return ResolutionOut(
+        review=ReviewOut.model_validate(resolution.item, from_attributes=True),
+        person_id=resolution.person_id,
     )

@@ -71,3 +71,28 @@ class ConcurrentUpdate(MdmError):
     """A unit of work lost a race; the service retries it."""
 
     title = "Concurrent update"
+
+
+class ReviewNotFound(MdmError):
+    title = "Review item not found"
+
+    def __init__(self, review_id: UUID | str) -> None:
+        super().__init__(f"No review item has the id {review_id}")
+
+
+class StaleDecision(MdmError):
+    """A steward's decision on what is no longer the state they were shown."""
+
+    title = "Stale decision"
+
+    def __init__(self, detail: str, current: dict[str, object]) -> None:
+        super().__init__(detail)
+        self.current = current
+
+
+class MergeRefused(MdmError):
+    title = "Merge refused"
+
+    def __init__(self, detail: str, field: str) -> None:
+        super().__init__(detail)
+        self.errors = [FieldIssue(field, detail)]

@@ -58,7 +58,7 @@ def _link(r: LinkedRecord) -> RecordLink:
     )
 
 
-def _view(repo: RegistryRepository, person_id: UUID) -> PersonView:
+def view_of(repo: RegistryRepository, person_id: UUID) -> PersonView:
     requested = person_id
     seen: set[UUID] = set()
     rereads = 3
@@ -96,7 +96,7 @@ def _view(repo: RegistryRepository, person_id: UUID) -> PersonView:
 def get_person(registry: Registry, person_id: UUID) -> PersonView:
     """The person, or the survivor it was merged into; `PersonErased` after an erasure."""
     with registry.database.uow() as uow:
-        return _view(uow.registry, person_id)
+        return view_of(uow.registry, person_id)
 
 
 def search_persons(
@@ -139,7 +139,7 @@ def search_persons(
         while len(views) < limit:
             ids = uow.registry.search_person_ids(keys=keys, limit=limit, after=after)
             for pid in ids:
-                view = _view(uow.registry, pid)
+                view = view_of(uow.registry, pid)
                 if wanted_name is None or _has_name(view, wanted_name):
                     views.append(view)
             if len(ids) < limit:

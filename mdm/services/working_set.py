@@ -146,6 +146,15 @@ class WorkingSet:
         for person in self.persons.values():
             self._golden_before[person.id] = person.golden
 
+    def load_persons(self, ids: Sequence[UUID]) -> None:
+        """Load named persons (and those they were merged into) with their records: what a
+        steward's decision touches."""
+        self.persons = self.repo.load_persons(ids)
+        for person in self.persons.values():
+            self._golden_before[person.id] = person.golden
+            for linked in person.records:
+                self.records[(linked.source, linked.source_id)] = linked
+
     # -- looking up ------------------------------------------------------------------------
     def live(self, person_id: UUID) -> PersonState | None:
         """The live person an id resolves to, following merges."""
@@ -449,19 +458,27 @@ class WorkingSet:
             )
         )
 
-    def review_event(self, actor: str, correlation_id: str | None, item: ReviewItem) -> None:
-        after = {
+    def review_event(
+        self,
+        actor: str,
+        correlation_id: str | None,
+        item: ReviewItem,
+        action: str = "review.opened",
+    ) -> None:
+        after: dict[str, Any] = {
             "review_id": str(item.id),
             "person_a": str(item.person_a),
             "person_b": str(item.person_b),
             "score": item.score,
         }
+        if item.decision is not None:
+            after |= {"decision": item.decision, "note": item.note}
         self.audit.append(
             AuditEvent(
                 new_id(),
                 self.now,
                 actor,
-                "review.opened",
+                action,
                 "review",
                 str(item.id),
                 correlation_id,
@@ -469,7 +486,7 @@ class WorkingSet:
                 after,
             )
         )
-        self.outbox.append(OutboxEvent(new_id(), "review.opened", item.person_b, after, self.now))
+        self.outbox.append(OutboxEvent(new_id(), action, item.person_b, after, self.now))
 
     def _event(
         self,

@@ -655,6 +655,30 @@ class RegistryRepository:
         stmt = stmt.order_by(reviews_t.c.created_at, reviews_t.c.id).limit(limit)
         return [_review(r) for r in self.conn.execute(stmt)]
 
+    def get_review(self, review_id: UUID, *, lock: bool = False) -> ReviewItem | None:
+        stmt = select(reviews_t).where(reviews_t.c.id == review_id)
+        if lock and self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        return _review(row) if row is not None else None
+
+    def resolve_review(self, item: ReviewItem) -> None:
+        """Write a steward's decision on an open item; `ConcurrentUpdate` if it was
+        resolved meanwhile."""
+        done = self.conn.execute(
+            update(reviews_t)
+            .where(reviews_t.c.id == item.id, reviews_t.c.status == "open")
+            .values(
+                status=item.status,
+                decision=item.decision,
+                resolved_at=item.resolved_at,
+                resolved_by=item.resolved_by,
+                note=item.note,
+            )
+        )
+        if done.rowcount != 1:
+            raise ConcurrentUpdate("the review item was resolved meanwhile")
+
     def count(self, table: str) -> int:
         t = {"persons": persons_t, "source_records": records_t, "review_items": reviews_t}[table]
         return int(self.conn.scalar(select(func.count()).select_from(t)) or 0)

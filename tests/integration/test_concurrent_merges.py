@@ -7,15 +7,18 @@ the race the optimistic check exists for.
 from __future__ import annotations
 
 import random
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
+from mdm.model.errors import StaleDecision
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.ingest import IngestResult, ingest_many, ingest_one
-from mdm.store.tables import PersonRow, SourceRecordRow
+from mdm.services.stewardship import resolve_review
+from mdm.store.tables import AuditEventRow, PersonRow, SourceRecordRow
 from tests.integration.test_invariants import check_invariants
 
 IDENTITIES = 20
@@ -92,3 +95,34 @@ def test_concurrent_bridges_merge_each_pair_once(pg_registry: Registry) -> None:
     assert len(merged) == IDENTITIES
     survivors = {next(iter(p)) for p in persons_of.values()}
     assert {into for _, into in merged} == survivors
+
+
+def test_concurrent_decisions_on_one_review_item_apply_once(pg_registry: Registry) -> None:
+    mailbox = {"family_name": "Okonkwo", "email": "family@okonkwo.example"}
+    ingest_one(
+        pg_registry, IncomingRecord("crm", "c-1", {"given_name": "Chidi", **mailbox}), actor="t"
+    )
+    mary = ingest_one(
+        pg_registry, IncomingRecord("ats", "a-1", {"given_name": "Adaeze", **mailbox}), actor="t"
+    )
+    assert mary.review_id is not None
+    start = threading.Barrier(6)
+
+    def decide(n: int) -> str:
+        start.wait()
+        try:
+            resolve_review(
+                pg_registry, mary.review_id, "merge" if n % 2 else "distinct", actor=f"s{n}"
+            )
+        except StaleDecision:
+            return "stale"
+        return "applied"
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(decide, range(6)))
+    assert sorted(outcomes) == ["applied"] + ["stale"] * 5
+    with pg_registry.database.engine.connect() as conn:
+        events = conn.scalars(
+            select(AuditEventRow.action).where(AuditEventRow.action == "review.resolved")
+        ).all()
+    assert len(events) == 1

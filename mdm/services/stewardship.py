@@ -1,0 +1,193 @@
+"""Stewards' decisions: resolve a review item (merge or distinct), merge two persons.
+
+Each decision is one unit of work through the same working set as ingest: records move,
+the golden record is rebuilt, audit and outbox events are written in the same
+transaction. A decision made on a state the steward was not shown (a person changed, the
+item resolved by someone else) is refused with the current state, never applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal
+from uuid import UUID
+
+from mdm.model.errors import MergeRefused, PersonNotFound, ReviewNotFound, StaleDecision
+from mdm.model.person import PersonState, ReviewItem
+from mdm.services.context import Registry
+from mdm.services.persons import PersonView, view_of
+from mdm.services.retry import run_with_retries
+from mdm.services.working_set import WorkingSet
+
+Decision = Literal["merge", "distinct"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDetail:
+    """A review item with both persons as they are now, for a side-by-side comparison."""
+
+    item: ReviewItem
+    person_a: PersonView
+    person_b: PersonView
+
+
+def review_detail(registry: Registry, review_id: UUID) -> ReviewDetail:
+    with registry.database.uow() as uow:
+        item = uow.registry.get_review(review_id)
+        if item is None:
+            raise ReviewNotFound(review_id)
+        return ReviewDetail(
+            item, view_of(uow.registry, item.person_a), view_of(uow.registry, item.person_b)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    item: ReviewItem
+    person_id: UUID  # the surviving person after a merge; person_b's after distinct
+
+
+def resolve_review(
+    registry: Registry,
+    review_id: UUID,
+    decision: Decision,
+    *,
+    actor: str,
+    note: str | None = None,
+    versions: tuple[int, int] | None = None,
+    correlation_id: str | None = None,
+) -> Resolution:
+    """Merge the item's two persons, or record that they are distinct.
+
+    `versions` are the versions of the two persons the steward was shown (as
+    `review_detail` returns them); if either changed since, `StaleDecision`.
+    """
+    work = partial(_resolve, registry, review_id, decision, actor, note, versions, correlation_id)
+    return run_with_retries(work)
+
+
+def _resolve(
+    registry: Registry,
+    review_id: UUID,
+    decision: Decision,
+    actor: str,
+    note: str | None,
+    versions: tuple[int, int] | None,
+    correlation_id: str | None,
+) -> Resolution:
+    scorer = registry.scorer
+    with registry.database.uow() as uow:
+        repo = uow.registry
+        item = repo.get_review(review_id, lock=True)
+        if item is None:
+            raise ReviewNotFound(review_id)
+        if item.status != "open":
+            raise StaleDecision(
+                f"The review item was already resolved ({item.status})", _current(item)
+            )
+        ws = WorkingSet(
+            repo, scorer, now=datetime.now(UTC), block_cap=registry.settings.max_block_size
+        )
+        ws.load_persons([item.person_a, item.person_b])
+        a, b = _live(ws, item.person_a), _live(ws, item.person_b)
+        if versions is not None and versions != (a.version, b.version):
+            raise StaleDecision(
+                "A person of this review item changed since it was shown",
+                _current(item, a, b),
+            )
+        resolved = replace(
+            item,
+            status="merged" if decision == "merge" else "distinct",
+            decision=decision,
+            resolved_at=ws.now,
+            resolved_by=actor,
+            note=note,
+        )
+        # Written first: the merge below closes the other open items of the pair.
+        repo.resolve_review(resolved)
+        person_id = b.id
+        if decision == "merge" and a.id != b.id:
+            survivor, gone = sorted((a, b), key=ws.seniority)
+            cause = {"rule": "steward", "review_id": str(item.id)}
+            ws.merge(survivor, gone, actor=actor, correlation_id=correlation_id, cause=cause)
+            person_id = survivor.id
+        elif decision == "merge":
+            person_id = a.id
+        ws.review_event(actor, correlation_id, resolved, action="review.resolved")
+        ws.flush(actor=actor, correlation_id=correlation_id)
+        uow.commit()
+        return Resolution(resolved, person_id)
+
+
+def merge_persons(
+    registry: Registry,
+    person_id: UUID,
+    other_id: UUID,
+    *,
+    actor: str,
+    note: str | None = None,
+    correlation_id: str | None = None,
+) -> UUID:
+    """Merge `other_id` into `person_id`, which keeps its id; the other redirects to it.
+
+    A steward's merge is not held back by conflicting attributes: the steward has seen
+    them. Returns the surviving id (the person `person_id` resolves to).
+    """
+    work = partial(_merge, registry, person_id, other_id, actor, note, correlation_id)
+    return run_with_retries(work)
+
+
+def _merge(
+    registry: Registry,
+    person_id: UUID,
+    other_id: UUID,
+    actor: str,
+    note: str | None,
+    correlation_id: str | None,
+) -> UUID:
+    scorer = registry.scorer
+    with registry.database.uow() as uow:
+        ws = WorkingSet(
+            uow.registry, scorer, now=datetime.now(UTC), block_cap=registry.settings.max_block_size
+        )
+        ws.load_persons([person_id, other_id])
+        survivor = _live(ws, person_id)
+        try:
+            other = _live(ws, other_id)
+        except PersonNotFound as exc:
+            raise MergeRefused(str(exc), "other_id") from None
+        if survivor.id == other.id:
+            if person_id == other_id:
+                raise MergeRefused("A person cannot be merged with itself", "other_id")
+            return survivor.id  # merged already: the same decision twice is no change
+        cause: dict[str, Any] = {"rule": "steward"}
+        if note:
+            cause["note"] = note
+        ws.merge(survivor, other, actor=actor, correlation_id=correlation_id, cause=cause)
+        ws.flush(actor=actor, correlation_id=correlation_id)
+        uow.commit()
+        return survivor.id
+
+
+def _live(ws: WorkingSet, person_id: UUID) -> PersonState:
+    person = ws.live(person_id)
+    if person is None:
+        raise PersonNotFound(person_id)
+    return person
+
+
+def _current(
+    item: ReviewItem, a: PersonState | None = None, b: PersonState | None = None
+) -> dict[str, object]:
+    current: dict[str, object] = {
+        "status": item.status,
+        "decision": item.decision,
+        "resolved_by": item.resolved_by,
+        "resolved_at": item.resolved_at.isoformat() if item.resolved_at else None,
+    }
+    if a is not None and b is not None:
+        current["person_a"] = {"id": str(a.id), "version": a.version}
+        current["person_b"] = {"id": str(b.id), "version": b.version}
+    return current
