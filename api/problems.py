@@ -20,6 +20,7 @@ from mdm.model.errors import (
     MergeRefused,
     PersonErased,
     PersonNotFound,
+    RecordNotFound,
     ReviewNotFound,
     StaleDecision,
 )
@@ -36,6 +37,7 @@ _STATUS: dict[type[MdmError], int] = {
     PersonErased: 410,
     ConcurrentUpdate: 409,
     ReviewNotFound: 404,
+    RecordNotFound: 404,
     StaleDecision: 409,
     MergeRefused: 422,
 }

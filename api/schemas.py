@@ -172,3 +172,32 @@ class ResolutionOut(BaseModel):
 class MergeIn(Strict):
     other_id: UUID = Field(description="The person merged into this one; its id redirects here")
     note: str | None = Field(default=None, max_length=2000)
+
+
+class SplitIn(Strict):
+    person_id: UUID | None = Field(
+        default=None, description="Move the record to this existing person instead of a new one"
+    )
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class SplitOut(BaseModel):
+    person_id: UUID = Field(description="The person the record belongs to now")
+    from_person_id: UUID
+
+
+class HistoryEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    correlation_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEntryOut]
+    next_cursor: str | None

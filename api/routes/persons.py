@@ -8,9 +8,16 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, CorrelationDep, RegistryDep
-from api.schemas import MergeIn, PersonOut, PersonPage, RecordLinkOut
+from api.schemas import (
+    HistoryEntryOut,
+    HistoryPage,
+    MergeIn,
+    PersonOut,
+    PersonPage,
+    RecordLinkOut,
+)
 from mdm.model.errors import InvalidCursor
-from mdm.services.persons import PersonView, get_person, search_persons
+from mdm.services.persons import PersonView, get_person, person_history, search_persons
 from mdm.services.stewardship import merge_persons
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
@@ -109,3 +116,30 @@ async def merge(
         correlation_id=correlation_id,
     )  # fmt: skip
     return person_out(get_person(registry, survivor))
+
+
+@router.get(
+    "/{person_id}/history",
+    response_model=HistoryPage,
+    responses={404: {"description": "Unknown id"}, 410: {"description": "Erased"}},
+)
+async def history(
+    person_id: UUID,
+    registry: RegistryDep,
+    actor: ActorDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> HistoryPage:
+    """Every link, update, merge, split, review decision and golden record change of the
+    person (and of the ids merged into it), oldest first, with actor, time and
+    before/after."""
+    after = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise InvalidCursor()
+        after = int(cursor)
+    entries, next_seq = person_history(registry, person_id, after=after, limit=limit)
+    return HistoryPage(
+        items=[HistoryEntryOut.model_validate(e, from_attributes=True) for e in entries],
+        next_cursor=str(next_seq) if next_seq is not None else None,
+    )

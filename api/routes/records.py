@@ -10,11 +10,22 @@ from pydantic import ValidationError
 from api.deps import ActorDep, CorrelationDep, RegistryDep
 from api.problems import problem, problem_of, validation_errors
 from api.responses import json_response
-from api.schemas import BatchIn, BatchItem, BatchOut, MatchIn, MatchOut, RecordIn, RecordResult
+from api.schemas import (
+    BatchIn,
+    BatchItem,
+    BatchOut,
+    MatchIn,
+    MatchOut,
+    RecordIn,
+    RecordResult,
+    SplitIn,
+    SplitOut,
+)
 from mdm.model.errors import BatchTooLarge
 from mdm.model.record import IncomingRecord
 from mdm.services.ingest import IngestFailure, IngestResult, ingest_many, ingest_one
 from mdm.services.match import match_record
+from mdm.services.stewardship import split_record
 
 router = APIRouter(prefix="/v1", tags=["records"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -144,3 +155,29 @@ async def post_match(body: MatchIn, registry: RegistryDep, actor: ActorDep) -> R
         warnings=[w.as_dict() for w in result.warnings],
     )
     return json_response(out)
+
+
+@router.post(
+    "/records/{source}/{source_id}/split",
+    response_model=SplitOut,
+    responses={
+        404: {"description": "Unknown record"},
+        422: {"description": "The record is its person's only one, or the target is unknown"},
+    },
+)
+async def split(
+    source: str,
+    source_id: str,
+    body: SplitIn,
+    registry: RegistryDep,
+    actor: ActorDep,
+    correlation_id: CorrelationDep,
+) -> SplitOut:
+    """Move one record out of its person, to a new person or to `person_id`: both golden
+    records are rebuilt, the link becomes manual, and the two persons are recorded as not a
+    match so no automatic decision puts the record back. Emits `person.split`."""
+    result = split_record(
+        registry, source, source_id, actor=actor, into=body.person_id, note=body.note,
+        correlation_id=correlation_id,
+    )  # fmt: skip
+    return SplitOut(person_id=result.person_id, from_person_id=result.from_person_id)

@@ -90,9 +90,20 @@ class StaleDecision(MdmError):
         self.current = current
 
 
+class RecordNotFound(MdmError):
+    title = "Record not found"
+
+    def __init__(self, source: str, source_id: str) -> None:
+        super().__init__(f"No record {source_id!r} from the source {source!r}")
+
+
 class MergeRefused(MdmError):
     title = "Merge refused"
 
     def __init__(self, detail: str, field: str) -> None:
         super().__init__(detail)
         self.errors = [FieldIssue(field, detail)]
+
+
+class SplitRefused(MergeRefused):
+    title = "Split refused"

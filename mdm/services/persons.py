@@ -151,3 +151,48 @@ def search_persons(
 def _has_name(view: PersonView, wanted: tuple[str, str]) -> bool:
     given, family = view.attributes.get("given_name"), view.attributes.get("family_name")
     return bool(given and family) and (fold_name(given), fold_name(family)) == wanted
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    correlation_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def person_history(
+    registry: Registry, person_id: UUID, *, after: int | None = None, limit: int = 50
+) -> tuple[list[HistoryEntry], int | None]:
+    """What happened to a person, oldest first: its records linked and updated, persons
+    merged into it, splits, review items opened and resolved, golden record changes. Also
+    what happened under the ids merged into it. Returns a page and the next cursor."""
+    with registry.database.uow() as uow:
+        view = view_of(uow.registry, person_id)
+        rows = uow.registry.history(
+            person_ids=[view.id, *view.aliases],
+            record_keys=[f"{r.source}/{r.source_id}" for r in view.records],
+            after_seq=after,
+            limit=limit + 1,
+        )
+    entries = [
+        HistoryEntry(
+            seq=r["seq"],
+            at=r["at"],
+            actor=r["actor"],
+            action=r["action"],
+            entity_type=r["entity_type"],
+            entity_id=r["entity_id"],
+            correlation_id=r["correlation_id"],
+            before=r["before"],
+            after=r["after"],
+        )
+        for r in rows
+    ]
+    next_cursor = entries[limit - 1].seq if len(entries) > limit else None
+    return entries[:limit], next_cursor

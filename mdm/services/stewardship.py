@@ -14,7 +14,14 @@ from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
-from mdm.model.errors import MergeRefused, PersonNotFound, ReviewNotFound, StaleDecision
+from mdm.model.errors import (
+    MergeRefused,
+    PersonNotFound,
+    RecordNotFound,
+    ReviewNotFound,
+    SplitRefused,
+    StaleDecision,
+)
 from mdm.model.person import PersonState, ReviewItem
 from mdm.services.context import Registry
 from mdm.services.persons import PersonView, view_of
@@ -107,6 +114,9 @@ def _resolve(
         )
         # Written first: the merge below closes the other open items of the pair.
         repo.resolve_review(resolved)
+        if decision == "distinct":
+            repo.add_not_a_match(a.id, b.id, actor=actor, reason="review", at=ws.now,
+                                 review_id=item.id)  # fmt: skip
         person_id = b.id
         if decision == "merge" and a.id != b.id:
             survivor, gone = sorted((a, b), key=ws.seniority)
@@ -169,6 +179,87 @@ def _merge(
         ws.flush(actor=actor, correlation_id=correlation_id)
         uow.commit()
         return survivor.id
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    person_id: UUID  # where the record is now
+    from_person_id: UUID
+
+
+def split_record(
+    registry: Registry,
+    source: str,
+    source_id: str,
+    *,
+    actor: str,
+    into: UUID | None = None,
+    note: str | None = None,
+    correlation_id: str | None = None,
+) -> Split:
+    """Move one record out of its person: to a new person, or to the person `into`.
+
+    Both golden records are rebuilt, the record's link becomes manual, and the two persons
+    are recorded as not a match, so no automatic decision puts the record back.
+    """
+    work = partial(_split, registry, source, source_id, actor, into, note, correlation_id)
+    return run_with_retries(work)
+
+
+def _split(
+    registry: Registry,
+    source: str,
+    source_id: str,
+    actor: str,
+    into: UUID | None,
+    note: str | None,
+    correlation_id: str | None,
+) -> Split:
+    scorer = registry.scorer
+    with registry.database.uow() as uow:
+        repo = uow.registry
+        known, _, _ = repo.lookup([(source, source_id)], (), 1)
+        if (source, source_id) not in known:
+            raise RecordNotFound(source, source_id)
+        ws = WorkingSet(
+            repo, scorer, now=datetime.now(UTC), block_cap=registry.settings.max_block_size
+        )
+        ws.load_persons([known[(source, source_id)], *([into] if into else [])])
+        record = ws.records[(source, source_id)]
+        person = _live(ws, record.person_id)
+        if into is not None:
+            found = ws.live(into)
+            if found is None:
+                raise SplitRefused(f"No live person has the id {into}", "person_id")
+            if found.id == person.id:
+                raise SplitRefused("The record is already linked to that person", "person_id")
+            target = found
+        elif len(person.records) == 1:
+            raise SplitRefused(
+                "The record is the only one of its person; there is nothing to split from",
+                "source_id",
+            )
+        else:
+            target = ws.new_person()
+        if len(person.records) == 1:
+            raise SplitRefused(
+                "The record is the only one of its person; merge the persons instead",
+                "source_id",
+            )
+        ws.relink(record, target, rule="split")
+        after: dict[str, Any] = {
+            "source": source,
+            "source_id": source_id,
+            "new_person_id": str(target.id),
+        }
+        if note:
+            after["note"] = note
+        ws.person_event(actor, correlation_id, "person.split", person.id, after)
+        ws.flush(actor=actor, correlation_id=correlation_id)
+        # After the flush: the person split off may be new.
+        repo.add_not_a_match(person.id, target.id, actor=actor, reason="split", at=ws.now)
+        uow.commit()
+        return Split(target.id, person.id)
 
 
 def _live(ws: WorkingSet, person_id: UUID) -> PersonState:

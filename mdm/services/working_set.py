@@ -24,6 +24,8 @@ from mdm.model.person import (
     MERGED_NOTE,
     AuditEvent,
     LinkedRecord,
+    LinkSource,
+    LinkState,
     OutboxEvent,
     PersonState,
     PersonStatus,
@@ -97,6 +99,7 @@ class WorkingSet:
         self._keys_added: set[tuple[str, str, UUID]] = set()
         self._keys_removed: set[tuple[str, str, UUID]] = set()
         self._moved_records: dict[UUID, UUID] = {}
+        self._relinked: dict[UUID, LinkedRecord] = {}
         self._merged: dict[UUID, UUID] = {}
         self.reviews: list[ReviewItem] = []
         self.audit: list[AuditEvent] = []
@@ -321,6 +324,50 @@ class WorkingSet:
         payload = {"person_id": str(survivor.id), "merged_id": str(other.id), **cause}
         self.outbox.append(OutboxEvent(new_id(), "person.merged", survivor.id, payload, self.now))
 
+    def relink(self, record: LinkedRecord, target: PersonState, *, rule: str) -> None:
+        """Move one record to another person by a steward's decision: a manual link that
+        no automatic decision overrides."""
+        source = self.persons[record.person_id]
+        before_source, before_target = self._keys_of(source), self._keys_of(target)
+        source.records = [r for r in source.records if r.id != record.id]
+        record.person_id = target.id
+        record.link_source = LinkSource.MANUAL
+        record.link_state = LinkState.MATCH
+        record.link_score = 1.0
+        record.link_rule = rule
+        record.linked_at = self.now
+        target.records.append(record)
+        self._moved_records.pop(record.id, None)
+        if record.id not in self._new_records:
+            self._relinked[record.id] = record
+        self._touch(source, before_source)
+        self._touch(target, before_target)
+
+    def person_event(
+        self,
+        actor: str,
+        correlation_id: str | None,
+        action: str,
+        person_id: UUID,
+        after: dict[str, Any],
+    ) -> None:
+        """An event about a person carrying its own payload (a split, a steward's note)."""
+        self.audit.append(
+            AuditEvent(
+                new_id(),
+                self.now,
+                actor,
+                action,
+                "person",
+                str(person_id),
+                correlation_id,
+                None,
+                after,
+            )
+        )
+        payload = {"person_id": str(person_id), **after}
+        self.outbox.append(OutboxEvent(new_id(), action, person_id, payload, self.now))
+
     def seniority(self, person: PersonState) -> tuple[bool, datetime, int, UUID]:
         """Sorts the person known longest first. Persons already written come before those
         this unit created (an existing record never moves to a person yet to be inserted),
@@ -431,8 +478,11 @@ class WorkingSet:
             self.repo.insert_reviews(self.reviews)
             self.repo.insert_audit(self.audit)
             self.repo.insert_outbox(self.outbox)
+        # After the inserts: a record may move to a person this unit created.
+        self.repo.relink_records(list(self._relinked.values()))
         if self._merged:
             self.repo.repoint_reviews(self._merged, actor=actor, at=self.now)
+            self.repo.carry_not_a_match(self._merged, actor=actor, at=self.now)
 
     def record_event(
         self,

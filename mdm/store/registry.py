@@ -49,6 +49,7 @@ from mdm.store.locks import LOCK_SQL, lock_id
 from mdm.store.tables import (
     AuditEventRow,
     MatchModelRow,
+    NotAMatchRow,
     OutboxRow,
     PersonKeyRow,
     PersonRow,
@@ -66,6 +67,7 @@ audit_t = cast(Table, AuditEventRow.__table__)
 outbox_t = cast(Table, OutboxRow.__table__)
 rejections_t = cast(Table, RejectionRow.__table__)
 models_t = cast(Table, MatchModelRow.__table__)
+not_a_match_t = cast(Table, NotAMatchRow.__table__)
 
 _RECORD_COLUMNS = [c for c in records_t.c if c.name not in ("raw", "explanation")]
 _LOAD_PERSONS = select(
@@ -457,15 +459,111 @@ class RegistryRepository:
         )
 
     def marked_distinct(self, a: UUID, b: UUID) -> bool:
-        """Whether a steward resolved a review of these two persons as not a match."""
-        pair = or_(
-            and_(reviews_t.c.person_a == a, reviews_t.c.person_b == b),
-            and_(reviews_t.c.person_a == b, reviews_t.c.person_b == a),
-        )
+        """Whether a steward said these two persons are not one human."""
+        first, second = sorted((a, b))
         found = self.conn.execute(
-            select(reviews_t.c.id).where(pair, reviews_t.c.status == "distinct").limit(1)
+            select(not_a_match_t.c.person_a).where(
+                not_a_match_t.c.person_a == first, not_a_match_t.c.person_b == second
+            )
         ).first()
         return found is not None
+
+    def add_not_a_match(
+        self,
+        a: UUID,
+        b: UUID,
+        *,
+        actor: str,
+        reason: str,
+        at: datetime,
+        review_id: UUID | None = None,
+    ) -> None:
+        if a == b or self.marked_distinct(a, b):
+            return
+        first, second = sorted((a, b))
+        self.conn.execute(
+            insert(not_a_match_t).values(
+                person_a=first,
+                person_b=second,
+                created_at=at,
+                actor=actor,
+                reason=reason,
+                review_id=review_id,
+            )
+        )
+
+    def carry_not_a_match(self, merged: Mapping[UUID, UUID], *, actor: str, at: datetime) -> None:
+        """The survivor of a merge is not the same human as anyone the person merged away
+        was said not to be."""
+        for old, new in merged.items():
+            rows = self.conn.execute(
+                select(not_a_match_t.c.person_a, not_a_match_t.c.person_b).where(
+                    or_(not_a_match_t.c.person_a == old, not_a_match_t.c.person_b == old)
+                )
+            ).all()
+            for a, b in rows:
+                other = b if a == old else a
+                self.add_not_a_match(new, other, actor=actor, reason="merged", at=at)
+
+    def relink_records(self, records: Sequence[LinkedRecord]) -> None:
+        """Move records to another person by a steward's decision, with their new link."""
+        if not records:
+            return
+        stmt = (
+            update(records_t)
+            .where(records_t.c.id == bindparam("b_id"))
+            .values(
+                person_id=bindparam("b_person_id"),
+                link_source=bindparam("b_link_source"),
+                link_state=bindparam("b_link_state"),
+                link_score=bindparam("b_link_score"),
+                link_rule=bindparam("b_link_rule"),
+                linked_at=bindparam("b_linked_at"),
+            )
+        )
+        self.conn.execute(
+            stmt,
+            [
+                {
+                    "b_id": r.id,
+                    "b_person_id": r.person_id,
+                    "b_link_source": r.link_source.value,
+                    "b_link_state": r.link_state.value,
+                    "b_link_score": r.link_score,
+                    "b_link_rule": r.link_rule,
+                    "b_linked_at": r.linked_at,
+                }
+                for r in records
+            ],
+        )
+
+    def history(
+        self,
+        *,
+        person_ids: Sequence[UUID],
+        record_keys: Sequence[str],
+        after_seq: int | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Audit events about these persons, their records and their review items, in
+        the order they happened."""
+        people = [str(p) for p in person_ids]
+        review_ids = [str(r) for r in self.conn.scalars(
+            select(reviews_t.c.id).where(
+                or_(reviews_t.c.person_a.in_(person_ids), reviews_t.c.person_b.in_(person_ids))
+            )
+        )]  # fmt: skip
+        stmt = select(audit_t).where(
+            or_(
+                and_(audit_t.c.entity_type == "person", audit_t.c.entity_id.in_(people)),
+                and_(audit_t.c.entity_type == "record", audit_t.c.entity_id.in_(record_keys)),
+                and_(audit_t.c.entity_type == "review", audit_t.c.entity_id.in_(review_ids)),
+            )
+        )
+        if after_seq is not None:
+            stmt = stmt.where(audit_t.c.seq > after_seq)
+        rows = self.conn.execute(stmt.order_by(audit_t.c.seq).limit(limit))
+        return [dict(r._mapping) for r in rows]
 
     def resolved_match_reviews(self) -> list[tuple[float, str]]:
         """(score, decision) of every match review item a steward resolved."""

@@ -220,3 +220,22 @@ class MatchModelRow(Base):
     active: Mapped[bool]
     parameters: Mapped[dict[str, Any]] = mapped_column(Document)
     report: Mapped[dict[str, Any]] = mapped_column(Document)
+
+
+class NotAMatchRow(Base):
+    """Two persons a steward said are not one human (a `distinct` decision, a split).
+
+    Stored once per pair, the smaller id first. A merge carries the pairs of the person
+    merged away to the survivor, so no path proposes the pair again under a new id.
+    """
+
+    __tablename__ = "not_a_match"
+
+    person_a: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"), primary_key=True)
+    person_b: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"), primary_key=True)
+    created_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(32))  # review | split | merged
+    review_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+    __table_args__ = (Index("ix_not_a_match_person_b", "person_b"),)

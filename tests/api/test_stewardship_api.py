@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -147,3 +148,94 @@ def test_manual_merge_keeps_the_named_person(client: TestClient) -> None:
         422,
         "person",
     )
+
+
+def test_split_moves_one_record_out_for_good(client: TestClient, registry: Registry) -> None:
+    first = client.post("/v1/records", json=body("crm", "c-1", job_title="Nurse")).json()
+    client.post("/v1/records", json=body("hris", "h-1", job_title="Surgeon"))
+    person = first["person_id"]
+    assert len(client.get(f"/v1/persons/{person}").json()["records"]) == 2
+
+    done = client.post("/v1/records/hris/h-1/split", json={"note": "another Ana"})
+    assert done.status_code == 200, done.text
+    new = done.json()["person_id"]
+    assert done.json()["from_person_id"] == person and new != person
+    left, split_off = (
+        client.get(f"/v1/persons/{person}").json(),
+        client.get(f"/v1/persons/{new}").json(),
+    )
+    assert [r["source_id"] for r in left["records"]] == ["c-1"]
+    assert left["attributes"]["job_title"] == "Nurse"
+    assert [(r["source_id"], r["link_source"], r["rule"]) for r in split_off["records"]] == [
+        ("h-1", "MANUAL", "split")
+    ]
+    assert split_off["attributes"]["job_title"] == "Surgeon"
+    # An update of the record keeps it where the steward put it.
+    again = client.post("/v1/records", json=body("hris", "h-1", job_title="Head Surgeon"))
+    assert (again.json()["decision"], again.json()["person_id"]) == ("updated", new)
+    with registry.database.uow() as uow:
+        assert uow.registry.marked_distinct(UUID(person), UUID(new))
+    history = client.get(f"/v1/persons/{person}/history").json()["items"]
+    actions = [e["action"] for e in history]
+    assert actions[0] == "record.linked" and "person.split" in actions
+    split_event = next(e for e in history if e["action"] == "person.split")
+    assert (
+        split_event["after"]["new_person_id"] == new
+        and split_event["after"]["note"] == "another Ana"
+    )
+
+    assert_problem(client.post("/v1/records/hris/h-1/split", json={}), 422, "source_id")
+    assert_problem(client.post("/v1/records/hris/nope/split", json={}), 404)
+    assert_problem(
+        client.post("/v1/records/crm/c-1/split", json={"person_id": person}), 422, "person_id"
+    )
+
+
+def test_split_into_a_named_person(client: TestClient) -> None:
+    first = client.post("/v1/records", json=body("crm", "c-1")).json()
+    client.post("/v1/records", json=body("hris", "h-1"))
+    other = client.post(
+        "/v1/records", json=body("ats", "a-9", given_name="Noor", family_name="Haddad",
+                                 email="noor@x.org")
+    ).json()["person_id"]  # fmt: skip
+    done = client.post("/v1/records/hris/h-1/split", json={"person_id": other})
+    assert done.status_code == 200, done.text
+    assert done.json()["person_id"] == other
+    assert sorted(r["source_id"] for r in client.get(f"/v1/persons/{other}").json()["records"]) == [
+        "a-9", "h-1",
+    ]  # fmt: skip
+    assert len(client.get(f"/v1/persons/{first['person_id']}").json()["records"]) == 1
+
+
+def test_history_pages_and_follows_merges(client: TestClient) -> None:
+    a = client.post("/v1/records", json=body("crm", "c-1", email="one@x.org")).json()["person_id"]
+    b = client.post(
+        "/v1/records", json=body("ats", "a-1", given_name="Annie", email="two@y.org")
+    ).json()["person_id"]
+    client.post(f"/v1/persons/{a}/merge", json={"other_id": b, "note": "checked by phone"})
+    items = client.get(f"/v1/persons/{b}/history").json()["items"]
+    actions = [e["action"] for e in items]
+    # What happened under the merged-away id is part of the survivor's history.
+    assert actions.count("record.linked") == 2 and actions.count("person.created") == 2
+    merged = next(e for e in items if e["action"] == "person.merged")
+    assert merged["entity_id"] == b and merged["after"]["note"] == "checked by phone"
+    assert [e["seq"] for e in items] == sorted(e["seq"] for e in items)
+    first = client.get(f"/v1/persons/{a}/history", params={"limit": 2}).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    rest = client.get(
+        f"/v1/persons/{a}/history", params={"limit": 500, "cursor": first["next_cursor"]}
+    ).json()
+    assert [e["seq"] for e in first["items"] + rest["items"]] == [e["seq"] for e in items]
+    assert_problem(client.get(f"/v1/persons/{a}/history", params={"cursor": "x"}), 422, "cursor")
+
+
+def test_not_a_match_survives_a_merge(client: TestClient, registry: Registry) -> None:
+    detail = _household(client)
+    client.post(f"/v1/reviews/{detail['id']}/resolve", json={"decision": "distinct"})
+    third = client.post(
+        "/v1/records", json=body("hris", "h-3", given_name="Jon", family_name="Smyth",
+                                 email="jon@z.org")
+    ).json()["person_id"]  # fmt: skip
+    client.post(f"/v1/persons/{third}/merge", json={"other_id": detail["person_b"]})
+    with registry.database.uow() as uow:
+        assert uow.registry.marked_distinct(UUID(detail["person_a"]), UUID(third))

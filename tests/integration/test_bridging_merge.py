@@ -130,7 +130,9 @@ def test_conflicting_birth_dates_keep_the_persons_apart(registry: Registry) -> N
 def test_persons_a_steward_called_distinct_are_not_merged(registry: Registry) -> None:
     older, newer = _two_namesakes(registry)
     with registry.database.uow() as uow:
-        uow.registry.insert_reviews([_review(older, newer, status="distinct")])
+        uow.registry.add_not_a_match(
+            older, newer, actor="steward", reason="review", at=datetime.now(UTC)
+        )
         uow.commit()
     bridge = ingest_one(
         registry, incoming("hris", "h-1", **NAME, email=HOME, phone=PHONE), actor="t"
@@ -160,11 +162,11 @@ def test_open_reviews_follow_the_merge(registry: Registry) -> None:
     assert (items[elsewhere.id].person_a, items[elsewhere.id].person_b) == (stranger, older)
 
 
-def _review(a: UUID, b: UUID, *, status: str = "open") -> ReviewItem:
+def _review(a: UUID, b: UUID) -> ReviewItem:
     return ReviewItem(
         id=new_id(),
         kind="match",
-        status=status,
+        status="open",
         person_a=a,
         person_b=b,
         score=0.8,
