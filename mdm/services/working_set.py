@@ -388,8 +388,14 @@ class WorkingSet:
         return sorted(self._new_persons.values(), key=depth)
 
     def is_distinct(self, a: UUID, b: UUID) -> bool:
-        """Whether a steward has said these two persons are not one."""
-        return self.repo.marked_distinct(a, b)
+        """Whether a steward has said these two persons are not one. The pairs of persons
+        merged in this unit are carried to their survivor only at the flush, so they are
+        asked under every id merged into `a` or `b` here."""
+
+        def ids(person_id: UUID) -> set[UUID]:
+            return {person_id} | {old for old, new in self._merged.items() if new == person_id}
+
+        return any(self.repo.marked_distinct(x, y) for x in ids(a) for y in ids(b))
 
     def _keys_of(self, person: PersonState) -> set[Key]:
         keys: set[Key] = set()
