@@ -143,6 +143,9 @@ class ReviewOut(BaseModel):
 class ReviewPage(BaseModel):
     items: list[ReviewOut]
     next_cursor: str | None
+    counts: dict[str, int] = Field(
+        default={}, description="Items matching the other filters, by status"
+    )
 
 
 class ReviewDetailOut(ReviewOut):

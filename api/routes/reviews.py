@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Query
 from api.deps import ActorDep, CorrelationDep, RegistryDep
 from api.routes.persons import person_out
 from api.schemas import ResolutionOut, ResolveIn, ReviewDetailOut, ReviewOut, ReviewPage
-from mdm.services.reviews import list_reviews
+from mdm.services.reviews import ReviewFilter, list_reviews
 from mdm.services.stewardship import resolve_review, review_detail
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
@@ -22,24 +23,40 @@ async def reviews(
     actor: ActorDep,
     status: Literal["open", "merged", "distinct", "resolved"] | None = "open",
     kind: Literal["match", "conflict"] | None = None,
+    source: Annotated[
+        str | None,
+        Query(max_length=64, description="The source of the record that opened the item"),
+    ] = None,
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    min_age_hours: Annotated[
+        float | None, Query(ge=0, description="Items at least this old")
+    ] = None,
+    max_age_hours: Annotated[
+        float | None, Query(ge=0, description="Items at most this old")
+    ] = None,
+    sort: Literal["age", "-age", "score", "-score"] = "age",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> ReviewPage:
-    """Review items, oldest first, cursor-paginated."""
-    items, next_cursor = list_reviews(
-        registry,
+    """Review items, cursor-paginated: oldest first by default (`-age` newest first,
+    `score` / `-score` by confidence). `counts` holds the items matching the other filters,
+    by status."""
+    now = datetime.now(UTC)
+    filters = ReviewFilter(
         status=status,
         kind=kind,
+        source=source,
         min_score=min_score,
         max_score=max_score,
-        cursor=cursor,
-        limit=limit,
+        created_before=now - timedelta(hours=min_age_hours) if min_age_hours is not None else None,
+        created_after=now - timedelta(hours=max_age_hours) if max_age_hours is not None else None,
     )
+    page = list_reviews(registry, filters, sort=sort, cursor=cursor, limit=limit)
     return ReviewPage(
-        items=[ReviewOut.model_validate(i, from_attributes=True) for i in items],
-        next_cursor=next_cursor,
+        items=[ReviewOut.model_validate(i, from_attributes=True) for i in page.items],
+        next_cursor=page.next_cursor,
+        counts=page.counts,
     )
 
 

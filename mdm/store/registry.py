@@ -723,35 +723,64 @@ class RegistryRepository:
             stmt = stmt.where(persons_t.c.id > after)
         return list(self.conn.scalars(stmt.order_by(persons_t.c.id).limit(limit)))
 
-    def list_reviews(
+    def _review_filter(
         self,
         *,
         status: str | None,
         kind: str | None,
+        source: str | None,
         min_score: float | None,
         max_score: float | None,
-        after: tuple[datetime, UUID] | None,
-        limit: int,
-    ) -> list[ReviewItem]:
-        stmt = select(reviews_t)
-        if status:
-            stmt = stmt.where(reviews_t.c.status == status)
-        if kind:
-            stmt = stmt.where(reviews_t.c.kind == kind)
+        created_before: datetime | None,
+        created_after: datetime | None,
+    ) -> list[Any]:
+        c = reviews_t.c
+        conditions: list[Any] = []
+        for column, value in ((c.status, status), (c.kind, kind), (c.source, source)):
+            if value:
+                conditions.append(column == value)
         if min_score is not None:
-            stmt = stmt.where(reviews_t.c.score >= min_score)
+            conditions.append(c.score >= min_score)
         if max_score is not None:
-            stmt = stmt.where(reviews_t.c.score <= max_score)
+            conditions.append(c.score <= max_score)
+        if created_before is not None:
+            conditions.append(c.created_at < created_before)
+        if created_after is not None:
+            conditions.append(c.created_at >= created_after)
+        return conditions
+
+    def list_reviews(
+        self,
+        *,
+        sort: str = "age",
+        after: tuple[Any, UUID] | None = None,
+        limit: int,
+        **filters: Any,
+    ) -> list[ReviewItem]:
+        """A page of review items. `sort` is age (oldest first), -age, score (lowest first)
+        or -score; `after` is the sort key and id of the last item of the previous page."""
+        c = reviews_t.c
+        key = c.score if sort.lstrip("-") == "score" else c.created_at
+        descending = sort.startswith("-")
+        stmt = select(reviews_t).where(*self._review_filter(**filters))
         if after is not None:
-            at, item_id = after
-            stmt = stmt.where(
-                or_(
-                    reviews_t.c.created_at > at,
-                    and_(reviews_t.c.created_at == at, reviews_t.c.id > item_id),
-                )
-            )
-        stmt = stmt.order_by(reviews_t.c.created_at, reviews_t.c.id).limit(limit)
-        return [_review(r) for r in self.conn.execute(stmt)]
+            value, item_id = after
+            if descending:
+                stmt = stmt.where(or_(key < value, and_(key == value, c.id < item_id)))
+            else:
+                stmt = stmt.where(or_(key > value, and_(key == value, c.id > item_id)))
+        order = (key.desc(), c.id.desc()) if descending else (key, c.id)
+        return [_review(r) for r in self.conn.execute(stmt.order_by(*order).limit(limit))]
+
+    def count_reviews(self, **filters: Any) -> dict[str, int]:
+        """Items matching the filters (status aside), by status."""
+        filters = {**filters, "status": None}
+        rows = self.conn.execute(
+            select(reviews_t.c.status, func.count())
+            .where(*self._review_filter(**filters))
+            .group_by(reviews_t.c.status)
+        )
+        return {status: int(n) for status, n in rows}
 
     def get_review(self, review_id: UUID, *, lock: bool = False) -> ReviewItem | None:
         stmt = select(reviews_t).where(reviews_t.c.id == review_id)

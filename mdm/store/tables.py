@@ -157,6 +157,7 @@ class ReviewItemRow(Base):
 
     __table_args__ = (
         Index("ix_review_items_status_created_at", "status", "created_at", "id"),
+        Index("ix_review_items_status_score", "status", "score", "id"),
         Index("ix_review_items_person_a", "person_a"),
         Index("ix_review_items_person_b", "person_b"),
     )

@@ -1,4 +1,4 @@
-"""not a match: pairs of persons stewards said are not one human
+"""not a match: pairs of persons stewards said are not one human; the queue by score
 
 Revision ID: 0003_not_a_match
 Revises: 0002_match_models
@@ -34,8 +34,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("person_a", "person_b", name=op.f("pk_not_a_match")),
     )
     op.create_index("ix_not_a_match_person_b", "not_a_match", ["person_b"])
+    op.create_index("ix_review_items_status_score", "review_items", ["status", "score", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_review_items_status_score", table_name="review_items")
     op.drop_index("ix_not_a_match_person_b", table_name="not_a_match")
     op.drop_table("not_a_match")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mdm.model.ids import new_id
+from mdm.model.person import ReviewItem
 from mdm.services.context import Registry
 from mdm.store.tables import AuditEventRow, OutboxRow
 from tests.api.test_records_api import assert_problem
@@ -239,3 +242,75 @@ def test_not_a_match_survives_a_merge(client: TestClient, registry: Registry) ->
     client.post(f"/v1/persons/{third}/merge", json={"other_id": detail["person_b"]})
     with registry.database.uow() as uow:
         assert uow.registry.marked_distinct(UUID(detail["person_a"]), UUID(third))
+
+
+def test_the_queue_filters_sorts_pages_and_counts(client: TestClient, registry: Registry) -> None:
+    a = client.post("/v1/records", json=body("crm", "c-1")).json()["person_id"]
+    b = client.post(
+        "/v1/records", json=body("ats", "a-1", given_name="Noor", email="noor@x.org")
+    ).json()["person_id"]
+    now = datetime.now(UTC)
+    items = [
+        ReviewItem(
+            new_id(),
+            "match",
+            "open",
+            UUID(a),
+            UUID(b),
+            score,
+            {},
+            now - timedelta(hours=age),
+            source,
+        )
+        for score, age, source in [
+            (0.91, 1, "crm"),
+            (0.72, 30, "ats"),
+            (0.85, 5, "crm"),
+            (0.78, 50, "hris"),
+            (0.99, 2, "crm"),
+        ]
+    ]
+    items.append(
+        ReviewItem(
+            new_id(),
+            "match",
+            "distinct",
+            UUID(a),
+            UUID(b),
+            0.8,
+            {},
+            now,
+            "crm",
+            now,
+            "s",
+            "distinct",
+        )
+    )
+    with registry.database.uow() as uow:
+        uow.registry.insert_reviews(items)
+        uow.commit()
+
+    def scores(**params: Any) -> list[float]:
+        seen, cursor = [], None
+        while True:
+            query = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/v1/reviews", params=query)
+            assert page.status_code == 200, page.text
+            seen += [i["score"] for i in page.json()["items"]]
+            if (cursor := page.json()["next_cursor"]) is None:
+                return seen
+
+    assert scores(sort="-score") == [0.99, 0.91, 0.85, 0.78, 0.72]
+    assert scores(sort="score", source="crm") == [0.85, 0.91, 0.99]
+    assert scores() == [0.78, 0.72, 0.85, 0.99, 0.91]  # oldest first
+    assert scores(sort="-age", min_age_hours=3) == [0.85, 0.72, 0.78]
+    assert scores(max_age_hours=3, min_score=0.95) == [0.99]
+    page = client.get("/v1/reviews", params={"source": "crm"}).json()
+    assert page["counts"] == {"open": 3, "distinct": 1}
+    first = client.get("/v1/reviews", params={"sort": "score", "limit": 1}).json()
+    assert_problem(
+        client.get("/v1/reviews", params={"sort": "-age", "cursor": first["next_cursor"]}),
+        422,
+        "cursor",
+    )
+    assert_problem(client.get("/v1/reviews", params={"sort": "name"}), 422, "sort")
