@@ -38,6 +38,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_ingest
 	$(BIN)/python -m tests.bench.bench_matching --prewarm
+	$(BIN)/python -m tests.bench.bench_reviews
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train
