@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from api import problems
 from api.middleware import RequestGuard
 from api.routes import health, persons, records, reviews
+from api.ui import routes as ui
 from mdm import __version__
 from mdm.config import Settings, get_settings
 from mdm.services.context import Registry
@@ -44,5 +45,6 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     problems.install(app)
     for module in (records, persons, reviews, health):
         app.include_router(module.router)
+    ui.install(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     return app

@@ -28,14 +28,20 @@ async def get_actor(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The caller, authenticated by its key. Real key management adds scopes per key."""
-    admin_key: str | None = request.app.state.registry.settings.admin_key
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "An API key is required", {"WWW-Authenticate": "Bearer"})
-    if not admin_key or not hmac.compare_digest(
-        credentials.credentials.encode(), admin_key.encode()
-    ):
+    actor = actor_for_key(request.app.state.registry, credentials.credentials)
+    if actor is None:
         raise HTTPException(401, "The API key is not valid", {"WWW-Authenticate": "Bearer"})
-    return "admin"
+    return actor
+
+
+def actor_for_key(registry: Registry, key: str) -> str | None:
+    """Who holds this key, or None for a key the registry does not know."""
+    admin_key = registry.settings.admin_key
+    if admin_key and hmac.compare_digest(key.encode(), admin_key.encode()):
+        return "admin"
+    return None
 
 
 async def get_correlation_id() -> str | None:
