@@ -334,6 +334,7 @@ def _update_known(
     person = ws.live(known.person_id)
     assert person is not None, "a live record is linked to a live person"
     warnings = list(record.warnings)
+    review_ids: tuple[UUID, ...] = ()
     incoming_at = record.incoming.updated_at
     if (
         incoming_at is not None
@@ -363,6 +364,9 @@ def _update_known(
             raw=_raw(record.incoming),
         )
         ws.replace_record(person, updated)
+        if updated.features != known.features:
+            reopened = ws.reopen_distinct(person, updated, actor, correlation_id)
+            review_ids = tuple(item.id for item in reopened)
         ws.record_event(
             actor,
             correlation_id,
@@ -381,6 +385,7 @@ def _update_known(
         score=known.link_score,
         matched_on=("source_id",),
         created=False,
+        review_ids=review_ids,
         warnings=tuple(warnings),
         explanation={"rule": Rule.KNOWN_RECORD.value},
     )

@@ -324,6 +324,43 @@ class WorkingSet:
         payload = {"person_id": str(survivor.id), "merged_id": str(other.id), **cause}
         self.outbox.append(OutboxEvent(new_id(), "person.merged", survivor.id, payload, self.now))
 
+    def reopen_distinct(
+        self, person: PersonState, record: LinkedRecord, actor: str, correlation_id: str | None
+    ) -> list[ReviewItem]:
+        """A record whose identifying attributes changed puts its person's not-a-match pairs
+        back before a steward, once each, as review items marked re-opened: the evidence
+        the steward decided on is not the evidence there is now."""
+        reopened = []
+        for other_id in self.repo.not_a_match_to_reopen(person.id):
+            if other_id not in self.persons:
+                self.persons.update(self.repo.load_persons([other_id]))
+            other = self.live(other_id)
+            if other is None or other.id == person.id:
+                continue
+            score = self.score_against(record.features, other)
+            item = ReviewItem(
+                id=new_id(),
+                kind="match",
+                status="open",
+                person_a=other.id,
+                person_b=person.id,
+                score=round(score.confidence, 6),
+                explanation={
+                    "rule": "reopened",
+                    "reopened": True,
+                    "record": f"{record.source}/{record.source_id}",
+                    "model": score.model,
+                    "comparisons": [c.as_json() for c in score.comparisons],
+                },
+                created_at=self.now,
+                source=record.source,
+            )
+            self.reviews.append(item)
+            self.review_event(actor, correlation_id, item)
+            self.repo.mark_reopened(person.id, other_id, at=self.now)
+            reopened.append(item)
+        return reopened
+
     def relink(self, record: LinkedRecord, target: PersonState, *, rule: str) -> None:
         """Move one record to another person by a steward's decision: a manual link that
         no automatic decision overrides."""

@@ -492,6 +492,24 @@ class RegistryRepository:
             )
         )
 
+    def not_a_match_to_reopen(self, person_id: UUID) -> list[UUID]:
+        """The persons said not to be `person_id` whose pair has not come back yet."""
+        c = not_a_match_t.c
+        rows = self.conn.execute(
+            select(c.person_a, c.person_b).where(
+                or_(c.person_a == person_id, c.person_b == person_id), c.reopened_at.is_(None)
+            )
+        )
+        return [b if a == person_id else a for a, b in rows]
+
+    def mark_reopened(self, a: UUID, b: UUID, *, at: datetime) -> None:
+        first, second = sorted((a, b))
+        self.conn.execute(
+            update(not_a_match_t)
+            .where(not_a_match_t.c.person_a == first, not_a_match_t.c.person_b == second)
+            .values(reopened_at=at)
+        )
+
     def carry_not_a_match(self, merged: Mapping[UUID, UUID], *, actor: str, at: datetime) -> None:
         """The survivor of a merge is not the same human as anyone the person merged away
         was said not to be."""

@@ -238,5 +238,7 @@ class NotAMatchRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(32))  # review | split | merged
     review_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # When a changed identifying attribute put the pair back before a steward, once.
+    reopened_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_not_a_match_person_b", "person_b"),)

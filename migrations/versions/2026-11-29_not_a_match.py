@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
         sa.Column("review_id", sa.Uuid(), nullable=True),
+        sa.Column("reopened_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["person_a"], ["persons.id"], name=op.f("fk_not_a_match_person_a_persons")
         ),

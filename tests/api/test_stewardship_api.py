@@ -314,3 +314,22 @@ def test_the_queue_filters_sorts_pages_and_counts(client: TestClient, registry: 
         "cursor",
     )
     assert_problem(client.get("/v1/reviews", params={"sort": "name"}), 422, "sort")
+
+
+def test_a_changed_identifying_attribute_reopens_a_not_a_match_once(client: TestClient) -> None:
+    detail = _household(client)
+    client.post(f"/v1/reviews/{detail['id']}/resolve", json={"decision": "distinct"})
+    john = {"given_name": "John", "family_name": "Smith", "email": "smiths@x.org"}
+    # A job title is no evidence of identity: nothing comes back.
+    same = client.post("/v1/records", json=body("crm", "c-john", **john, job_title="Chef"))
+    assert same.json()["decision"] == "updated" and same.json()["review_ids"] == []
+    changed = client.post(
+        "/v1/records", json=body("crm", "c-john", **john, phone="+44 7911 123456")
+    )
+    assert changed.json()["decision"] == "updated"
+    (reopened,) = changed.json()["review_ids"]
+    item = client.get(f"/v1/reviews/{reopened}").json()
+    assert item["status"] == "open" and item["explanation"]["reopened"] is True
+    assert {item["person_a"], item["person_b"]} == {detail["person_a"], detail["person_b"]}
+    again = client.post("/v1/records", json=body("crm", "c-john", **john, phone="+44 7911 654321"))
+    assert again.json()["review_ids"] == []
