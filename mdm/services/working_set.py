@@ -333,7 +333,9 @@ class WorkingSet:
         reopened = []
         for other_id in self.repo.not_a_match_to_reopen(person.id):
             if other_id not in self.persons:
-                self.persons.update(self.repo.load_persons([other_id]))
+                # Persons this unit holds already may have changed in it: keep those.
+                for pid, loaded in self.repo.load_persons([other_id]).items():
+                    self.persons.setdefault(pid, loaded)
             other = self.live(other_id)
             if other is None or other.id == person.id:
                 continue
