@@ -227,25 +227,17 @@ def _split(
         ws.load_persons([known[(source, source_id)], *([into] if into else [])])
         record = ws.records[(source, source_id)]
         person = _live(ws, record.person_id)
-        if into is not None:
-            found = ws.live(into)
-            if found is None:
-                raise SplitRefused(f"No live person has the id {into}", "person_id")
-            if found.id == person.id:
-                raise SplitRefused("The record is already linked to that person", "person_id")
-            target = found
-        elif len(person.records) == 1:
-            raise SplitRefused(
-                "The record is the only one of its person; there is nothing to split from",
-                "source_id",
-            )
-        else:
-            target = ws.new_person()
+        found = ws.live(into) if into is not None else None
+        if into is not None and found is None:
+            raise SplitRefused(f"No live person has the id {into}", "person_id")
+        if found is not None and found.id == person.id:
+            raise SplitRefused("The record is already linked to that person", "person_id")
         if len(person.records) == 1:
             raise SplitRefused(
                 "The record is the only one of its person; merge the persons instead",
                 "source_id",
             )
+        target = found or ws.new_person()
         ws.relink(record, target, rule="split")
         after: dict[str, Any] = {
             "source": source,

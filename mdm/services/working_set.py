@@ -391,21 +391,7 @@ class WorkingSet:
         after: dict[str, Any],
     ) -> None:
         """An event about a person carrying its own payload (a split, a steward's note)."""
-        self.audit.append(
-            AuditEvent(
-                new_id(),
-                self.now,
-                actor,
-                action,
-                "person",
-                str(person_id),
-                correlation_id,
-                None,
-                after,
-            )
-        )
-        payload = {"person_id": str(person_id), **after}
-        self.outbox.append(OutboxEvent(new_id(), action, person_id, payload, self.now))
+        self._event(actor, correlation_id, action, person_id, None, after, payload=after)
 
     def seniority(self, person: PersonState) -> tuple[bool, datetime, int, UUID]:
         """Sorts the person known longest first. Persons already written come before those
@@ -591,6 +577,8 @@ class WorkingSet:
         person_id: UUID,
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
+        *,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         self.audit.append(
             AuditEvent(
@@ -605,10 +593,10 @@ class WorkingSet:
                 _redact(after),
             )
         )
-        payload: dict[str, Any] = {"person_id": str(person_id)}
+        published: dict[str, Any] = {"person_id": str(person_id), **(payload or {})}
         if after is not None and before is not None:
-            payload["changed_fields"] = sorted(after)
-        self.outbox.append(OutboxEvent(new_id(), action, person_id, payload, self.now))
+            published["changed_fields"] = sorted(after)
+        self.outbox.append(OutboxEvent(new_id(), action, person_id, published, self.now))
 
 
 def _repointed(item: ReviewItem, old: UUID, new: UUID, *, actor: str, at: datetime) -> ReviewItem:

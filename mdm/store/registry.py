@@ -388,49 +388,38 @@ class RegistryRepository:
     def insert_records(self, records: Sequence[LinkedRecord]) -> None:
         self._insert(records_t, [_record_values(r) for r in records])
 
-    def update_records(self, records: Sequence[LinkedRecord]) -> None:
-        if not records:
+    def _update_records_by_id(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Set the given columns of records found by `id`, one executemany."""
+        if not rows:
             return
+        columns = [c for c in rows[0] if c != "id"]
         stmt = (
             update(records_t)
             .where(records_t.c.id == bindparam("b_id"))
-            .values(
-                person_id=bindparam("b_person_id"),
-                raw=bindparam("b_raw"),
-                attributes=bindparam("b_attributes"),
-                features=bindparam("b_features"),
-                source_updated_at=bindparam("b_source_updated_at"),
-                received_at=bindparam("b_received_at"),
-                version=bindparam("b_version"),
-            )
+            .values({c: bindparam(f"b_{c}") for c in columns})
         )
-        self.conn.execute(
-            stmt,
+        self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+    def update_records(self, records: Sequence[LinkedRecord]) -> None:
+        self._update_records_by_id(
             [
                 {
-                    "b_id": r.id,
-                    "b_person_id": r.person_id,
-                    "b_raw": r.raw,
-                    "b_attributes": r.attributes,
-                    "b_features": r.features.as_json(),
-                    "b_source_updated_at": r.source_updated_at,
-                    "b_received_at": r.received_at,
-                    "b_version": r.version,
+                    "id": r.id,
+                    "person_id": r.person_id,
+                    "raw": r.raw,
+                    "attributes": r.attributes,
+                    "features": r.features.as_json(),
+                    "source_updated_at": r.source_updated_at,
+                    "received_at": r.received_at,
+                    "version": r.version,
                 }
                 for r in records
-            ],
+            ]
         )
 
     def move_records(self, moves: Mapping[UUID, UUID]) -> None:
         """Re-link records to another person (a merge); nothing else about them changes."""
-        if not moves:
-            return
-        stmt = (
-            update(records_t)
-            .where(records_t.c.id == bindparam("b_id"))
-            .values(person_id=bindparam("b_person_id"))
-        )
-        self.conn.execute(stmt, [{"b_id": r, "b_person_id": p} for r, p in moves.items()])
+        self._update_records_by_id([{"id": r, "person_id": p} for r, p in moves.items()])
 
     def repoint_reviews(self, merged: Mapping[UUID, UUID], *, actor: str, at: datetime) -> None:
         """Open review items of merged-away persons name the survivor instead; an item whose
@@ -525,34 +514,19 @@ class RegistryRepository:
 
     def relink_records(self, records: Sequence[LinkedRecord]) -> None:
         """Move records to another person by a steward's decision, with their new link."""
-        if not records:
-            return
-        stmt = (
-            update(records_t)
-            .where(records_t.c.id == bindparam("b_id"))
-            .values(
-                person_id=bindparam("b_person_id"),
-                link_source=bindparam("b_link_source"),
-                link_state=bindparam("b_link_state"),
-                link_score=bindparam("b_link_score"),
-                link_rule=bindparam("b_link_rule"),
-                linked_at=bindparam("b_linked_at"),
-            )
-        )
-        self.conn.execute(
-            stmt,
+        self._update_records_by_id(
             [
                 {
-                    "b_id": r.id,
-                    "b_person_id": r.person_id,
-                    "b_link_source": r.link_source.value,
-                    "b_link_state": r.link_state.value,
-                    "b_link_score": r.link_score,
-                    "b_link_rule": r.link_rule,
-                    "b_linked_at": r.linked_at,
+                    "id": r.id,
+                    "person_id": r.person_id,
+                    "link_source": r.link_source.value,
+                    "link_state": r.link_state.value,
+                    "link_score": r.link_score,
+                    "link_rule": r.link_rule,
+                    "linked_at": r.linked_at,
                 }
                 for r in records
-            ],
+            ]
         )
 
     def history(

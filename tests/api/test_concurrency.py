@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,46 +13,17 @@ from sqlalchemy import func, select
 from mdm.services.context import Registry
 from mdm.store.tables import PersonRow, ReviewItemRow, SourceRecordRow
 from tests.conftest import ADMIN_KEY
+from tests.serving import served
 
 CLIENTS = 16
 IDENTITIES = 100
 RECORDS_EACH = 10
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(pg_registry: Registry) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MDM_DATABASE_URL": pg_registry.settings.database_url,
-        "MDM_ADMIN_KEY": ADMIN_KEY,
-        "MDM_DB_POOL_SIZE": "8",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm.cli", "serve", "--port", str(port), "--workers", "4"],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the server did not become ready")
-        time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with served(pg_registry.settings.database_url, workers=4, MDM_DB_POOL_SIZE="8") as base:
+        yield base
 
 
 def test_concurrent_ingests_sharing_an_email_never_create_two_persons(

@@ -8,10 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +20,7 @@ from mdm.services.context import Registry
 from mdm.services.ingest import ingest_many
 from mdm.store.tables import ReviewItemRow
 from tests.conftest import ADMIN_KEY, settings_for
+from tests.serving import served
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path("test-output/ui")
@@ -62,28 +59,8 @@ def server(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[str, Registr
         ],
         actor="setup",
     )  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MDM_DATABASE_URL": url, "MDM_ADMIN_KEY": ADMIN_KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm.cli", "serve", "--port", str(port), "--workers", "1"], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the server did not become ready")
-        time.sleep(0.1)
-    yield base, registry
-    proc.terminate()
-    proc.wait(timeout=10)
+    with served(url, workers=1) as base:
+        yield base, registry
     registry.close()
 
 
