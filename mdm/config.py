@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     # Keyed hash for the national-id blind index; set it in production.
     blind_index_key: str = "mdm-development-blind-index-key"
     db_pool_size: int = Field(default=10, ge=1)
+    # Source mapping profiles (TOML). The shipped ones (greenhouse, workday, salesforce)
+    # load first; files in MDM_PROFILES_DIR add sources or replace one of the same key.
+    profiles_dir: Path | None = None
+    shipped_profiles: bool = True
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:

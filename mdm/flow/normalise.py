@@ -20,13 +20,12 @@ from anyascii import anyascii
 from email_validator import EmailNotValidError, validate_email
 from nicknames import NickNamer
 
-from mdm.flow.map import map_canonical
+from mdm.flow.map import MappedRecord, map_record
+from mdm.mapping.profile import LIFECYCLE_STATUSES as LIFECYCLE
 from mdm.model.errors import FieldIssue, InvalidRecord
 from mdm.model.record import IncomingRecord, MatchFeatures, NormalisedRecord
 
-LIFECYCLE_STATUSES = frozenset(
-    ("candidate", "offer", "hired", "employee", "on_leave", "terminated", "rehired")
-)
+LIFECYCLE_STATUSES = frozenset(LIFECYCLE)
 IDENTITY_FIELDS = ("email", "phone", "birth_date", "employee_id", "national_id")
 _SPACES = re.compile(r"\s+")
 _NAME_PUNCTUATION = re.compile(r"[^\w\s]")
@@ -125,34 +124,47 @@ def blind_index(national_id: str, key: str) -> str:
     return hmac.new(key.encode(), national_id.encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def normalise(incoming: IncomingRecord, *, blind_index_key: str) -> NormalisedRecord:
-    """Validate and normalise one record; raise `InvalidRecord` naming every bad field."""
-    mapped, warnings = map_canonical(incoming.data)
+def normalise(
+    incoming: IncomingRecord, *, blind_index_key: str, mapped: MappedRecord | None = None
+) -> NormalisedRecord:
+    """Validate and normalise one record; raise `InvalidRecord` naming every bad field.
+
+    `mapped` is the payload already mapped by its source's profile; without it the payload
+    is read under the canonical field names.
+    """
+    if mapped is None:
+        mapped = map_record(incoming.data)
+    values = mapped.values
+    warnings = list(mapped.warnings)
     errors: list[FieldIssue] = []
     attributes: dict[str, Any] = {}
-    dropped_identity: list[str] = []
+    dropped_identity: list[str] = [
+        issue.field for name, issue in mapped.dropped.items() if name in IDENTITY_FIELDS
+    ]
 
     def attempt(field: str, fn: Any, *args: Any, path: str | None = None) -> Any:
         try:
             return fn(*args)
         except UnreadableValue as exc:
-            warnings.append(FieldIssue(path or f"data.{field}", str(exc)))
+            where = path or mapped.where(field)
+            warnings.append(FieldIssue(where, str(exc), canonical=field))
             if field in IDENTITY_FIELDS:
-                dropped_identity.append(path or f"data.{field}")
+                dropped_identity.append(where)
             return None
 
     for field in ("given_name", "middle_name", "family_name"):
-        value = collapse(mapped.get(field, ""))
+        value = collapse(values.get(field, ""))
         if value:
             attributes[field] = value
     if not (attributes.get("given_name") or attributes.get("family_name")):
         errors.append(FieldIssue("data.given_name", "a given_name or a family_name is required"))
 
     country = (
-        attempt("country", normalise_country, mapped["country"]) if "country" in mapped else None
+        attempt("country", normalise_country, values["country"]) if "country" in values else None
     )
     if country:
         attributes["country"] = country
+    region = country or mapped.phone_region
 
     emails = _many(mapped, "email", "emails")
     attributes["emails"] = _unique(
@@ -160,32 +172,32 @@ def normalise(incoming: IncomingRecord, *, blind_index_key: str) -> NormalisedRe
     )
     phones = _many(mapped, "phone", "phones")
     attributes["phones"] = _unique(
-        attempt("phone", normalise_phone, raw, country, path=path) for path, raw in phones
+        attempt("phone", normalise_phone, raw, region, path=path) for path, raw in phones
     )
     for field in ("birth_date", "hire_date"):
-        if field in mapped:
-            value = attempt(field, normalise_date, mapped[field], field)
+        if field in values:
+            value = attempt(field, normalise_date, values[field], field)
             if value:
                 attributes[field] = value
-    if "national_id" in mapped:
-        national_id = attempt("national_id", normalise_national_id, mapped["national_id"], country)
+    if "national_id" in values:
+        national_id = attempt("national_id", normalise_national_id, values["national_id"], country)
         if national_id:
             attributes["national_id"] = national_id
-    if "employee_id" in mapped and collapse(mapped["employee_id"]):
-        attributes["employee_id"] = collapse(mapped["employee_id"])
+    if "employee_id" in values and collapse(values["employee_id"]):
+        attributes["employee_id"] = collapse(values["employee_id"])
     for field in ("department", "cost_center", "job_title", "interview_feedback"):
-        if field in mapped and mapped[field].strip():
-            attributes[field] = mapped[field].strip()
-    if "compensation" in mapped:
-        attributes["compensation"] = mapped["compensation"]
-    if "status" in mapped:
-        status = collapse(mapped["status"]).lower().replace(" ", "_").replace("-", "_")
+        if field in values and values[field].strip():
+            attributes[field] = values[field].strip()
+    if "compensation" in values:
+        attributes["compensation"] = values["compensation"]
+    if "status" in values:
+        status = collapse(values["status"]).lower().replace(" ", "_").replace("-", "_")
         if status in LIFECYCLE_STATUSES:
             attributes["status"] = status
         else:
             warnings.append(
                 FieldIssue(
-                    "data.status",
+                    mapped.where("status"),
                     f"not a lifecycle status ({', '.join(sorted(LIFECYCLE_STATUSES))})",
                 )
             )
@@ -216,6 +228,7 @@ def normalise(incoming: IncomingRecord, *, blind_index_key: str) -> NormalisedRe
         attributes=attributes,
         features=features_of(incoming.source, attributes, blind_index_key=blind_index_key),
         warnings=tuple(warnings),
+        mapping=mapped.notes,
     )
 
 
@@ -242,12 +255,14 @@ def features_of(
     )
 
 
-def _many(mapped: Mapping[str, Any], single: str, plural: str) -> list[tuple[str, str]]:
+def _many(mapped: MappedRecord, single: str, plural: str) -> list[tuple[str, str]]:
     values: list[tuple[str, str]] = []
-    if single in mapped and mapped[single].strip():
-        values.append((f"data.{single}", mapped[single]))
+    if single in mapped.values and mapped.values[single].strip():
+        values.append((mapped.where(single), mapped.values[single]))
     values.extend(
-        (f"data.{plural}.{i}", raw) for i, raw in enumerate(mapped.get(plural, ())) if raw.strip()
+        (mapped.where(plural, i), raw)
+        for i, raw in enumerate(mapped.values.get(plural, ()))
+        if raw.strip()
     )
     return values
 

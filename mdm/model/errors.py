@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
+
+from mdm.mapping.paths import pointer
 
 
 @dataclass(frozen=True, slots=True)
 class FieldIssue:
-    """A problem with one input field; `field` is a dotted path such as ``data.email``."""
+    """A problem with one input field; `field` is a dotted path such as ``data.email``.
+
+    `value` is what was sent, shown back to help the sender (never for a sensitive field);
+    `canonical` names the canonical field a mapped source value feeds.
+    """
 
     field: str
     message: str
+    value: Any = None
+    canonical: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "field": self.field,
+            "pointer": pointer(self.field),
+            "message": self.message,
+        }
+        if self.canonical is not None:
+            out["canonical"] = self.canonical
+        if self.value is not None:
+            out["value"] = self.value
+        return out
 
 
 class MdmError(Exception):
@@ -33,6 +51,14 @@ class InvalidRecord(MdmError):
     def __init__(self, errors: list[FieldIssue], detail: str = "The record is not valid") -> None:
         super().__init__(detail)
         self.errors = errors
+
+
+class UnknownSource(InvalidRecord):
+    title = "Unknown source"
+
+    def __init__(self, source: str, known: list[str]) -> None:
+        message = f"no source {source!r} is configured; known: {', '.join(known)}"
+        super().__init__([FieldIssue("source", message, source)], detail=message)
 
 
 class BatchTooLarge(MdmError):

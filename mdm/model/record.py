@@ -81,6 +81,9 @@ class NormalisedRecord:
     attributes: dict[str, Any]
     features: MatchFeatures
     warnings: tuple[FieldIssue, ...] = field(default=())
+    # What the source's profile did to the payload: enum source values, truncations, pay
+    # conversions. Kept with the record so every canonical value can be traced back.
+    mapping: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from mdm.config import Settings
 from mdm.flow.decide import Thresholds
 from mdm.flow.score import FellegiSunterScorer, ModelParameters, Scorer
+from mdm.mapping.load import SHIPPED_PROFILES, load_sources
+from mdm.mapping.profile import Sources
 from mdm.services.working_set import GenericKeys
 from mdm.store.db import make_engine
 from mdm.store.uow import Database
@@ -12,11 +14,18 @@ from mdm.store.uow import Database
 
 class Registry:
     def __init__(
-        self, database: Database, settings: Settings, scorer: Scorer | None = None
+        self,
+        database: Database,
+        settings: Settings,
+        scorer: Scorer | None = None,
+        sources: Sources | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
         self._scorer = scorer
+        # Profiles are read and checked here, at start-up: a bad one stops the process
+        # with its file and line rather than failing records one by one later.
+        self.sources = sources if sources is not None else sources_of(settings)
         # Values the registry has seen shared by a crowd (test@test.com): not worth a lock.
         self.generic_keys = GenericKeys()
 
@@ -52,3 +61,10 @@ class Registry:
 
     def close(self) -> None:
         self.database.dispose()
+
+
+def sources_of(settings: Settings) -> Sources:
+    directories = [SHIPPED_PROFILES] if settings.shipped_profiles else []
+    if settings.profiles_dir is not None:
+        directories.append(settings.profiles_dir)
+    return load_sources(directories)

@@ -17,13 +17,13 @@ from typing import Any
 from uuid import UUID
 
 from mdm.flow.decide import Candidate, Decision, Outcome, Rule, bridged, decide, merge_conflicts
-from mdm.flow.normalise import normalise
 from mdm.model.errors import BatchTooLarge, FieldIssue, InvalidRecord, MdmError
 from mdm.model.ids import new_id
 from mdm.model.person import LinkedRecord, LinkSource, LinkState, PersonState, ReviewItem
 from mdm.model.record import IncomingRecord, NormalisedRecord
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
+from mdm.services.sources import prepare
 from mdm.services.working_set import WorkingSet
 from mdm.store.registry import RegistryRepository
 
@@ -93,9 +93,7 @@ def ingest_many(
     valid: list[tuple[int, NormalisedRecord]] = []
     for i, incoming in enumerate(records):
         try:
-            valid.append(
-                (i, normalise(incoming, blind_index_key=registry.settings.blind_index_key))
-            )
+            valid.append((i, prepare(registry, incoming)))
         except InvalidRecord as exc:
             outcomes[i] = IngestFailure(i, exc)
     invalid = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, IngestFailure)]
@@ -311,12 +309,17 @@ def _new_record(
         link_rule=decision.rule.value,
         linked_at=ws.now,
         explanation=explanation,
-        raw=_raw(record.incoming),
+        raw=_raw(record),
     )
 
 
-def _raw(incoming: IncomingRecord) -> dict[str, Any]:
+def _raw(record: NormalisedRecord) -> dict[str, Any]:
+    """The payload exactly as posted under `data`, with the envelope fields sent and what
+    the source's profile did to it (`mapping`), so every value can be traced back."""
+    incoming = record.incoming
     raw: dict[str, Any] = {"data": dict(incoming.data)}
+    if record.mapping:
+        raw["mapping"] = record.mapping
     if incoming.updated_at is not None:
         raw["updated_at"] = incoming.updated_at.isoformat()
     if incoming.person_id is not None:
@@ -361,7 +364,7 @@ def _update_known(
             link_rule=known.link_rule,
             linked_at=known.linked_at,
             explanation=known.explanation,
-            raw=_raw(record.incoming),
+            raw=_raw(record),
         )
         ws.replace_record(person, updated)
         if updated.features != known.features:

@@ -8,12 +8,12 @@ from typing import Any
 from uuid import UUID
 
 from mdm.flow.decide import Candidate, Outcome, decide
-from mdm.flow.normalise import normalise
 from mdm.model.errors import FieldIssue
 from mdm.model.person import LinkedRecord
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
+from mdm.services.sources import prepare
 from mdm.services.working_set import WorkingSet
 
 
@@ -40,7 +40,7 @@ _DECISION = {Outcome.LINK: "linked", Outcome.CREATE: "created", Outcome.REVIEW: 
 
 def match_record(registry: Registry, record: IncomingRecord, *, limit: int = 10) -> MatchResult:
     """Score a record against the registry and say what would happen. Writes nothing."""
-    normalised = normalise(record, blind_index_key=registry.settings.blind_index_key)
+    normalised = prepare(registry, record)
     scorer = registry.scorer  # read before the unit of work: it may load the model
 
     def read() -> tuple[LinkedRecord | None, list[Candidate]]:
