@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_ingest
 	$(BIN)/python -m tests.bench.bench_matching --prewarm
 	$(BIN)/python -m tests.bench.bench_reviews
+	$(BIN)/python -m tests.bench.bench_mapping
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.middleware import RequestGuard
-from api.routes import health, persons, records, reviews
+from api.routes import health, persons, records, rejections, reviews, sources
 from api.ui import routes as ui
 from mdm import __version__
 from mdm.config import Settings, get_settings
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     )
     app.state.registry = registry
     problems.install(app)
-    for module in (records, persons, reviews, health):
+    for module in (records, persons, reviews, sources, rejections, health):
         app.include_router(module.router)
     ui.install(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)

@@ -21,7 +21,9 @@ from mdm.model.errors import (
     PersonErased,
     PersonNotFound,
     RecordNotFound,
+    RejectionNotFound,
     ReviewNotFound,
+    SourceNotFound,
     StaleDecision,
 )
 from mdm.store.errors import UNAVAILABLE_ERRORS
@@ -40,6 +42,8 @@ _STATUS: dict[type[MdmError], int] = {
     RecordNotFound: 404,
     StaleDecision: 409,
     MergeRefused: 422,
+    RejectionNotFound: 404,
+    SourceNotFound: 404,
 }
 
 
@@ -84,6 +88,8 @@ def problem_of(exc: MdmError, instance: str | None = None) -> dict[str, Any]:
         extra["person_id"] = str(exc.person_id)
     if isinstance(exc, StaleDecision):
         extra["current"] = exc.current
+    if isinstance(exc, InvalidRecord) and exc.rejection_id is not None:
+        extra["rejection_id"] = str(exc.rejection_id)
     return problem(
         status_of(exc), exc.detail, title=exc.title, errors=errors, instance=instance, **extra
     )

@@ -16,8 +16,13 @@ class Strict(BaseModel):
 
 
 class FieldMessage(BaseModel):
-    field: str
+    field: str = Field(description="Where in the posted body, dotted: data.first_name")
     message: str
+    pointer: str | None = Field(default=None, description="The same place as a JSON pointer")
+    canonical: str | None = Field(
+        default=None, description="The canonical field the value feeds, for a mapped source"
+    )
+    value: Any = Field(default=None, description="The value sent (never for sensitive fields)")
 
 
 class RecordIn(Strict):
@@ -104,6 +109,12 @@ class RecordLinkOut(BaseModel):
     linked_at: datetime
     version: int
     updated_at: datetime | None
+    mapping: dict[str, Any] = Field(
+        default={},
+        description="What the source's profile did to this record: each translated or "
+        "converted value with the source value it came from ({value, source_value}), "
+        "truncations (with where the full text is in the raw payload), unmapped values",
+    )
 
 
 class PersonOut(BaseModel):
@@ -204,3 +215,81 @@ class HistoryEntryOut(BaseModel):
 class HistoryPage(BaseModel):
     items: list[HistoryEntryOut]
     next_cursor: str | None
+
+
+class SourceOut(BaseModel):
+    key: str
+    kind: Literal["crm", "ats", "hris"]
+    description: str
+    profile: str
+    phone_region: str | None
+    fields: int
+    counters: dict[str, Any] = Field(
+        description="Since the process started: records mapped, rejected, and the unmapped "
+        "enum values and truncations by field"
+    )
+
+
+class SourcePage(BaseModel):
+    items: list[SourceOut]
+    next_cursor: str | None = None
+
+
+class MappingFieldOut(BaseModel):
+    field: str
+    type: str
+    paths: list[str]
+    required: bool
+    sensitive: bool
+    description: str
+    rule: str = Field(description="What the profile does to the value, in one line")
+    owner: list[str] = Field(
+        description="Source kinds in survivorship priority for this field in the golden record"
+    )
+    survivorship: str
+    format: list[str] | None = None
+    default: str | None = None
+    max_length: int | None = None
+    overflow: str | None = None
+    pattern: str | None = None
+    values: dict[str, Any] | None = None
+    on_unmapped: str | None = None
+    compensation: dict[str, Any] | None = None
+
+
+class MappingOut(BaseModel):
+    key: str
+    kind: str
+    description: str
+    profile: str
+    origin: str
+    phone_region: str | None
+    fields: list[MappingFieldOut]
+    rules: list[dict[str, Any]]
+
+
+class RejectionOut(BaseModel):
+    id: UUID
+    source: str | None
+    source_id: str | None
+    status: Literal["open", "replayed"]
+    errors: list[dict[str, Any]]
+    raw: dict[str, Any] = Field(description="The record exactly as it was posted")
+    correlation_id: str | None
+    created_at: datetime
+    attempts: int
+    last_attempt_at: datetime | None
+    replayed_at: datetime | None
+    person_id: UUID | None = Field(description="The person the replayed record resolved to")
+
+
+class RejectionPage(BaseModel):
+    items: list[RejectionOut]
+    next_cursor: str | None
+
+
+class ReplayOut(BaseModel):
+    rejection: RejectionOut
+    result: RecordResult | None = Field(
+        description="The ingest of the replayed record; null when it had been replayed before"
+    )

@@ -10,7 +10,7 @@ import secrets
 import signal
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,9 +26,15 @@ KEY_FILE = Path(".mdm-admin-key")
 
 
 def _registry():  # type: ignore[no-untyped-def]
+    from mdm.mapping.load import ProfileError
     from mdm.services.context import Registry
 
-    return Registry.from_settings(get_settings())
+    try:
+        return Registry.from_settings(get_settings())
+    except ProfileError as exc:
+        for fault in exc.faults:
+            console.print(f"[red]{escape(fault)}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -227,6 +233,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
     settings = ensure_admin_key()
+    _check_profiles(settings)
     host, port = host or settings.host, port or settings.port
     console.print(f"mdm serving on http://{host}:{port} (docs at /docs), {workers} worker(s)")
     sock = _listen(host, port)
@@ -255,6 +262,19 @@ def serve(
     signal.signal(signal.SIGINT, stop)
     for child in children:
         os.waitpid(child, 0)
+
+
+def _check_profiles(settings: Settings) -> None:
+    """Stop before serving when a mapping profile is bad, naming each fault's file and line."""
+    from mdm.mapping.load import ProfileError
+    from mdm.services.context import sources_of
+
+    try:
+        sources_of(settings)
+    except ProfileError as exc:
+        for fault in exc.faults:
+            console.print(f"[red]{escape(fault)}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -309,3 +329,71 @@ def _safe_url(url: str) -> str:
 
 if __name__ == "__main__":
     app()
+
+
+mapping_app = typer.Typer(help="Source mapping profiles: check samples against them.")
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("check")
+def mapping_check(
+    file: Annotated[Path, typer.Argument(help="JSON (one payload or a list) or JSONL")],
+    source: Annotated[str, typer.Option(help="The source whose profile reads the file")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Map sample payloads with a source's profile and report per field: mapped,
+    transformed, unmapped enum values, truncations, warnings and failures. Writes nothing;
+    needs no database. Exits 1 when a payload fails."""
+    from mdm.services.context import sources_of
+    from mdm.services.sources import check_payloads
+
+    settings = get_settings()
+    _check_profiles(settings)
+    found = sources_of(settings).get(source)
+    if found is None:
+        console.print(f"[red]no source {source!r} is configured[/red]")
+        raise typer.Exit(2)
+    report = check_payloads(found, _payloads(file), blind_index_key=settings.blind_index_key)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_mapping_report(report)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _payloads(file: Path) -> list[Any]:
+    """Payloads from a file: bare payloads, or envelopes {source, source_id, data}."""
+    text = file.read_text(encoding="utf-8")
+    try:
+        parsed = json.loads(text)
+        items = parsed if isinstance(parsed, list) else [parsed]
+    except json.JSONDecodeError:
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [
+        item["data"]
+        if isinstance(item, dict) and isinstance(item.get("data"), dict) and "source_id" in item
+        else item
+        for item in items
+    ]
+
+
+def _print_mapping_report(report) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"{report.source}: {report.records} payloads, {report.failed} failed")
+    table.add_column("field", no_wrap=True)
+    for column in ("mapped", "transformed", "unmapped values", "truncated"):
+        table.add_column(column, justify="right" if column != "unmapped values" else "left")
+    table.add_column("warnings")
+    table.add_column("failures")
+    for name, r in report.fields.items():
+
+        def listed(counts) -> str:  # type: ignore[no-untyped-def]
+            return "\n".join(f"{escape(str(k))} ({n})" for k, n in counts.most_common(5))
+
+        table.add_row(
+            name, str(r.mapped), str(r.transformed), listed(r.unmapped), str(r.truncated),
+            listed(r.warnings), f"[red]{listed(r.failures)}[/red]" if r.failures else "",
+        )  # fmt: skip
+    Console().print(table)
+    if report.unread:
+        unread = ", ".join(escape(k) for k, _ in report.unread.most_common(20))
+        Console().print(f"payload keys no field reads: {unread}")

@@ -40,6 +40,7 @@ def person_out(view: PersonView) -> PersonOut:
                 linked_at=r.linked_at,
                 version=r.version,
                 updated_at=r.updated_at,
+                mapping=r.mapping,
             )
             for r in view.records
         ],

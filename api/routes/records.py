@@ -45,7 +45,7 @@ def _incoming(body: RecordIn) -> IncomingRecord:
     )
 
 
-def _result(result: IngestResult) -> RecordResult:
+def result_out(result: IngestResult) -> RecordResult:
     return RecordResult(
         source=result.source,
         source_id=result.source_id,
@@ -75,7 +75,7 @@ async def post_record(
 ) -> Response:
     """Ingest one record: normalise, match, link it to a person and return the decision."""
     result = ingest_one(registry, _incoming(body), actor=actor, correlation_id=correlation_id)
-    return json_response(_result(result), 201 if result.created else 200)
+    return json_response(result_out(result), 201 if result.created else 200)
 
 
 @router.post("/records:batch", response_model=BatchOut, responses=_ERRORS)
@@ -114,7 +114,7 @@ async def post_batch(
                 error=problem_of(outcome.error),
             )
         else:
-            r = _result(outcome)
+            r = result_out(outcome)
             results[i] = BatchItem(
                 source=r.source,
                 source_id=r.source_id,

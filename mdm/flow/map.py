@@ -21,6 +21,7 @@ from mdm.mapping.profile import (
     EnumBranch,
     FieldSpec,
     FieldType,
+    PayRange,
     Profile,
     Rule,
 )
@@ -63,7 +64,7 @@ def map_record(
     data: Any, profile: Profile = CANONICAL_PROFILE, *, today: date | None = None
 ) -> MappedRecord:
     """Apply `profile` to one payload; raise `InvalidRecord` listing every failing field."""
-    if not isinstance(data, Mapping):
+    if not (type(data) is dict or isinstance(data, Mapping)):
         raise InvalidRecord([FieldIssue("data", "must be an object")])
     out = MappedRecord(phone_region=profile.phone_region)
     errors: list[FieldIssue] = []
@@ -341,23 +342,18 @@ def _map_compensation(
         errors.append(_issue(spec, period_at, str(exc)))
         return
     value = {"amount": money(converted, currency), "currency": currency, "period": target}
-    for pay_range in comp.ranges:
-        if pay_range.period != target:
-            continue
-        if (pay_range.low is not None and converted < pay_range.low) or (
-            pay_range.high is not None and converted > pay_range.high
-        ):
-            issue = _issue(
-                spec,
-                amount_at,
-                f"{value['amount']} {currency} {target} is outside the plausible range "
-                f"{pay_range.low if pay_range.low is not None else ''}.."
-                f"{pay_range.high if pay_range.high is not None else ''}",
-            )
-            if comp.ranges_reject:
-                errors.append(issue)
-                return
-            out.warnings.append(issue)
+    pay_range = _range_for(comp.ranges, currency, target)
+    if pay_range is not None and not pay_range.holds(converted):
+        low = "" if pay_range.low is None else format(pay_range.low.normalize(), "f")
+        high = "" if pay_range.high is None else format(pay_range.high.normalize(), "f")
+        shown = f"{value['amount']} {currency} {target}"
+        if target != period:
+            shown += f" (sent as {raw_amount} {period})"
+        issue = _issue(spec, amount_at, f"{shown} is outside the plausible range {low}..{high}")
+        if comp.ranges_reject:
+            errors.append(issue)
+            return
+        out.warnings.append(issue)
     if target != period or raw_amount != value["amount"]:
         out.notes.setdefault("values", {})[spec.name] = {
             "value": value,
@@ -365,6 +361,17 @@ def _map_compensation(
         }
     out.values[spec.name] = value
     out.origins[spec.name] = amount_at
+
+
+def _range_for(ranges: tuple[PayRange, ...], currency: str, period: str) -> PayRange | None:
+    fallback = None
+    for pay_range in ranges:
+        if pay_range.period == period:
+            if pay_range.currency == currency:
+                return pay_range
+            if pay_range.currency == "*":
+                fallback = pay_range
+    return fallback
 
 
 def _check_rule(rule: Rule, profile: Profile, out: MappedRecord, errors: list[FieldIssue]) -> None:

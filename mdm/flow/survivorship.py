@@ -16,6 +16,22 @@ MULTI_VALUED = ("emails", "phones")
 
 
 @dataclass(frozen=True, slots=True)
+class FieldRule:
+    """How the golden value of a field is chosen: the strategy, and the source kinds that
+    own the field, highest priority first (empty: no source is preferred)."""
+
+    strategy: str
+    owners: tuple[str, ...] = ()
+
+
+def field_rule(field: str) -> FieldRule:
+    """The rule `build_golden` applies to `field`, as the data dictionary publishes it."""
+    if field in MULTI_VALUED or field in ("email", "phone"):
+        return FieldRule("union_most_recent_first")
+    return FieldRule("most_recent")
+
+
+@dataclass(frozen=True, slots=True)
 class RecordView:
     source: str
     source_id: str

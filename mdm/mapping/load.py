@@ -93,7 +93,8 @@ class _Field(_Strict):
     convert_to: str | None = None
     hours_per_year: float | None = Field(default=None, gt=0, le=8784)
     locale: str | None = None
-    ranges: dict[str, list[float]] | None = None
+    # {currency or "*": {period: [low, high]}}
+    ranges: dict[str, dict[str, list[float]]] | None = None
     on_out_of_range: Literal["reject", "warn"] = "reject"
 
 
@@ -359,12 +360,20 @@ def _compile_compensation(name: str, f: _Field, at: Loc) -> FieldSpec:
         except ValueError as exc:
             raise _Fault((*at, "locale"), str(exc)) from None
     ranges: list[PayRange] = []
-    for period, bounds in (f.ranges or {}).items():
-        if period not in PERIODS:
-            raise _Fault((*at, "ranges", period), f"one of {', '.join(PERIODS)}")
-        if len(bounds) != 2 or bounds[0] > bounds[1]:
-            raise _Fault((*at, "ranges", period), "[low, high] with low <= high")
-        ranges.append(PayRange(period, Decimal(str(bounds[0])), Decimal(str(bounds[1]))))
+    for currency, periods in (f.ranges or {}).items():
+        if currency != "*":
+            try:
+                currency_code(currency)
+            except ValueError as exc:
+                raise _Fault((*at, "ranges", currency), f'{exc}, or "*"') from None
+        for period, bounds in periods.items():
+            where = (*at, "ranges", currency, period)
+            if period not in PERIODS:
+                raise _Fault(where, f"one of {', '.join(PERIODS)}")
+            if len(bounds) != 2 or bounds[0] > bounds[1]:
+                raise _Fault(where, "[low, high] with low <= high (inf for no upper bound)")
+            low, high = (Decimal(str(b)) if b != float("inf") else None for b in bounds)
+            ranges.append(PayRange(currency.upper(), period, low, high))
     return FieldSpec(
         name=name,
         type=FieldType.COMPENSATION,

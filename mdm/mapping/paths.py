@@ -32,6 +32,8 @@ class BadPath(ValueError):
 class JsonPath:
     text: str
     steps: tuple[tuple[str, Any, Any], ...]
+    # A path of one key (most canonical fields) is read with one dict lookup.
+    key: str | None = None
 
     @property
     def single(self) -> bool:
@@ -48,6 +50,11 @@ class JsonPath:
         return [(where, v) for where, v in found if v is not None]
 
     def first(self, root: Any, prefix: str = "data") -> tuple[str, Any] | None:
+        if self.key is not None:
+            if type(root) is dict or isinstance(root, Mapping):
+                value = root.get(self.key)
+                return None if value is None else (f"{prefix}.{self.key}", value)
+            return None
         found = self.find(root, prefix)
         return found[0] if found else None
 
@@ -56,7 +63,7 @@ def _step(found: list[tuple[str, Any]], kind: str, arg: Any, value: Any) -> list
     out: list[tuple[str, Any]] = []
     for where, node in found:
         if kind == "key":
-            if isinstance(node, Mapping) and arg in node:
+            if (type(node) is dict or isinstance(node, Mapping)) and arg in node:
                 out.append((f"{where}.{arg}", node[arg]))
         elif isinstance(node, list):
             if kind == "index":
@@ -112,7 +119,8 @@ def compile_path(text: str) -> JsonPath:
         pos = m.end()
     if not steps or expect_key:
         raise BadPath(f"the path {text!r} is empty or ends with '.'")
-    return JsonPath(text, tuple(steps))
+    single_key = steps[0][1] if len(steps) == 1 and steps[0][0] == "key" else None
+    return JsonPath(text, tuple(steps), single_key)
 
 
 def pointer(dotted: str) -> str:

@@ -110,9 +110,18 @@ class EnumTable:
 
 @dataclass(frozen=True, slots=True)
 class PayRange:
+    """Plausible pay for one currency ("*": any currency without its own) and period.
+    Ranges are per currency because 150,000,000 a year is a normal salary in VND."""
+
+    currency: str
     period: str
     low: Decimal | None
     high: Decimal | None
+
+    def holds(self, amount: Decimal) -> bool:
+        return (self.low is None or amount >= self.low) and (
+            self.high is None or amount <= self.high
+        )
 
 
 @dataclass(frozen=True, slots=True)

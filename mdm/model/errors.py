@@ -51,6 +51,8 @@ class InvalidRecord(MdmError):
     def __init__(self, errors: list[FieldIssue], detail: str = "The record is not valid") -> None:
         super().__init__(detail)
         self.errors = errors
+        # Where the refused payload was kept, once it is (the rejection store).
+        self.rejection_id: UUID | None = None
 
 
 class UnknownSource(InvalidRecord):
@@ -133,3 +135,17 @@ class MergeRefused(MdmError):
 
 class SplitRefused(MergeRefused):
     title = "Split refused"
+
+
+class RejectionNotFound(MdmError):
+    title = "Rejection not found"
+
+    def __init__(self, rejection_id: UUID | str) -> None:
+        super().__init__(f"No rejection has the id {rejection_id}")
+
+
+class SourceNotFound(MdmError):
+    title = "Source not found"
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"No source {source!r} is configured")

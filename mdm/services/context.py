@@ -7,6 +7,7 @@ from mdm.flow.decide import Thresholds
 from mdm.flow.score import FellegiSunterScorer, ModelParameters, Scorer
 from mdm.mapping.load import SHIPPED_PROFILES, load_sources
 from mdm.mapping.profile import Sources
+from mdm.mapping.stats import MappingStats
 from mdm.services.working_set import GenericKeys
 from mdm.store.db import make_engine
 from mdm.store.uow import Database
@@ -26,6 +27,7 @@ class Registry:
         # Profiles are read and checked here, at start-up: a bad one stops the process
         # with its file and line rather than failing records one by one later.
         self.sources = sources if sources is not None else sources_of(settings)
+        self.mapping_stats = MappingStats()
         # Values the registry has seen shared by a crowd (test@test.com): not worth a lock.
         self.generic_keys = GenericKeys()
 

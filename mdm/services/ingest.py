@@ -21,11 +21,11 @@ from mdm.model.errors import BatchTooLarge, FieldIssue, InvalidRecord, MdmError
 from mdm.model.ids import new_id
 from mdm.model.person import LinkedRecord, LinkSource, LinkState, PersonState, ReviewItem
 from mdm.model.record import IncomingRecord, NormalisedRecord
+from mdm.model.rejection import Rejection
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
 from mdm.services.sources import prepare
 from mdm.services.working_set import WorkingSet
-from mdm.store.registry import RegistryRepository
 
 
 class DecisionName(StrEnum):
@@ -78,8 +78,11 @@ def ingest_many(
     *,
     actor: str,
     correlation_id: str | None = None,
+    replay_of: UUID | None = None,
 ) -> list[IngestResult | IngestFailure]:
-    """Ingest records in order; a bad record fails alone.
+    """Ingest records in order; a bad record fails alone and is kept in the rejection
+    store. `replay_of` names the rejection a single record is replayed from: its outcome
+    is written on that rejection, in the same transaction, instead of a new one.
 
     Each run of up to `UNIT_SIZE` records is one transaction: long enough to amortise the
     round trips, short enough that concurrent batches touching the same persons do not
@@ -93,16 +96,21 @@ def ingest_many(
     valid: list[tuple[int, NormalisedRecord]] = []
     for i, incoming in enumerate(records):
         try:
-            valid.append((i, prepare(registry, incoming)))
+            prepared = prepare(registry, incoming)
+            registry.mapping_stats.count(incoming.source, prepared.mapping)
+            valid.append((i, prepared))
         except InvalidRecord as exc:
             outcomes[i] = IngestFailure(i, exc)
+            registry.mapping_stats.count_rejected(incoming.source)
     invalid = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, IngestFailure)]
     units = [valid[k : k + UNIT_SIZE] for k in range(0, len(valid), UNIT_SIZE)] or [[]]
     for n, unit in enumerate(units):
         # The records refused by validation are kept with the first unit of work.
         refused = invalid if n == 0 else []
         done = run_with_retries(
-            partial(_ingest_unit, registry, records, unit, refused, actor, correlation_id)
+            partial(
+                _ingest_unit, registry, records, unit, refused, actor, correlation_id, replay_of
+            )
         )
         for i, outcome in done:
             outcomes[i] = outcome
@@ -119,6 +127,7 @@ def _ingest_unit(
     refused: list[tuple[int, IngestFailure]],
     actor: str,
     correlation_id: str | None,
+    replay_of: UUID | None,
 ) -> list[tuple[int, IngestResult | IngestFailure]]:
     scorer = registry.scorer  # read before the unit of work: it may load the model
     with registry.database.uow() as uow:
@@ -139,29 +148,48 @@ def _ingest_unit(
                 done.append((i, IngestFailure(i, exc)))
         ws.flush(actor=actor, correlation_id=correlation_id)
         for i, outcome in [*done, *refused]:
-            if isinstance(outcome, IngestFailure):
-                _keep_rejected(uow.registry, records[i], outcome.error, correlation_id, now)
+            if replay_of is not None:
+                if isinstance(outcome, IngestFailure):
+                    uow.rejections.record_failure(
+                        replay_of, errors=_error_list(outcome.error), at=now
+                    )
+                else:
+                    uow.rejections.mark_replayed(replay_of, person_id=outcome.person_id, at=now)
+            elif isinstance(outcome, IngestFailure):
+                rejection_id = new_id()
+                if isinstance(outcome.error, InvalidRecord):
+                    outcome.error.rejection_id = rejection_id
+                uow.rejections.insert(
+                    Rejection(
+                        id=rejection_id,
+                        source=records[i].source,
+                        source_id=records[i].source_id,
+                        raw=envelope(records[i]),
+                        errors=_error_list(outcome.error),
+                        correlation_id=correlation_id,
+                        created_at=now,
+                    )
+                )
         uow.commit()
         return done
 
 
-def _keep_rejected(
-    repo: RegistryRepository,
-    record: IncomingRecord,
-    error: MdmError,
-    correlation_id: str | None,
-    now: datetime,
-) -> None:
-    errors = [e.as_dict() for e in getattr(error, "errors", [])]
-    repo.insert_rejection(
-        id=new_id(),
-        source=record.source,
-        source_id=record.source_id,
-        raw={"source": record.source, "source_id": record.source_id, "data": dict(record.data)},
-        errors=errors,
-        correlation_id=correlation_id,
-        created_at=now,
-    )
+def _error_list(error: MdmError) -> list[dict[str, Any]]:
+    return [e.as_dict() for e in getattr(error, "errors", [])]
+
+
+def envelope(record: IncomingRecord) -> dict[str, Any]:
+    """A record as it was posted, ready to be posted again."""
+    out: dict[str, Any] = {
+        "source": record.source,
+        "source_id": record.source_id,
+        "data": dict(record.data),
+    }
+    if record.updated_at is not None:
+        out["updated_at"] = record.updated_at.isoformat()
+    if record.person_id is not None:
+        out["person_id"] = str(record.person_id)
+    return out
 
 
 def _resolve(

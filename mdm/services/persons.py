@@ -27,6 +27,9 @@ class RecordLink:
     version: int
     updated_at: datetime | None
     explanation: dict[str, Any]
+    # What the source's profile did: {values: {field: {value, source_value}}, truncated,
+    # unmapped}; empty for a record posted under canonical names as they are.
+    mapping: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ def _link(r: LinkedRecord) -> RecordLink:
         version=r.version,
         updated_at=r.source_updated_at,
         explanation=r.explanation,
+        mapping=(r.raw or {}).get("mapping") or {},
     )
 
 

@@ -3,12 +3,16 @@ describe the profiles (the published data dictionary)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mdm.flow.map import map_record
 from mdm.flow.normalise import normalise
-from mdm.mapping.profile import FieldSpec, FieldType, Source
-from mdm.model.errors import UnknownSource
+from mdm.mapping.paths import JsonPath
+from mdm.mapping.profile import FieldSpec, FieldType, PayRange, Source
+from mdm.model.errors import InvalidRecord, UnknownSource
 from mdm.model.record import IncomingRecord, NormalisedRecord
 from mdm.services.context import Registry
 
@@ -98,14 +102,18 @@ def describe_field(spec: FieldSpec) -> dict[str, Any]:
             "convert_to": comp.convert_to,
             "hours_per_year": float(comp.hours_per_year) if comp.hours_per_year else None,
             "locale": comp.locale,
-            "ranges": {
-                r.period: [
-                    float(r.low) if r.low is not None else None,
-                    float(r.high) if r.high is not None else None,
-                ]
-                for r in comp.ranges
-            },
+            "ranges": _ranges(comp.ranges),
         }
+    return out
+
+
+def _ranges(ranges: Iterable[PayRange]) -> dict[str, dict[str, list[float | None]]]:
+    out: dict[str, dict[str, list[float | None]]] = {}
+    for r in ranges:
+        out.setdefault(r.currency, {})[r.period] = [
+            float(r.low) if r.low is not None else None,
+            float(r.high) if r.high is not None else None,
+        ]
     return out
 
 
@@ -131,3 +139,88 @@ def _rule_text(spec: FieldSpec) -> str:
     if spec.required:
         steps.append("required")
     return "; ".join(steps)
+
+
+@dataclass(slots=True)
+class FieldReport:
+    mapped: int = 0
+    transformed: int = 0
+    unmapped: Counter[str] = field(default_factory=Counter)
+    truncated: int = 0
+    warnings: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mapped": self.mapped,
+            "transformed": self.transformed,
+            "unmapped": dict(self.unmapped),
+            "truncated": self.truncated,
+            "warnings": dict(self.warnings),
+            "failures": dict(self.failures),
+        }
+
+
+@dataclass(slots=True)
+class MappingReport:
+    source: str
+    records: int = 0
+    failed: int = 0
+    fields: dict[str, FieldReport] = field(default_factory=dict)
+    unread: Counter[str] = field(default_factory=Counter)  # payload keys no field reads
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "records": self.records,
+            "failed": self.failed,
+            "fields": {name: r.as_dict() for name, r in self.fields.items()},
+            "unread": dict(self.unread),
+        }
+
+
+def check_payloads(
+    source: Source, payloads: Iterable[Mapping[str, Any]], *, blind_index_key: str
+) -> MappingReport:
+    """Map and normalise sample payloads with `source`'s profile, writing nothing, and
+    count per field what was mapped, transformed, left unmapped, warned about or refused."""
+    profile = source.profile
+    report = MappingReport(source.key)
+    report.fields = {spec.name: FieldReport() for spec in profile.fields}
+    read = {spec_path.text.split(".")[0].split("[")[0] for spec in profile.fields
+            for spec_path in _all_paths(spec)}  # fmt: skip
+    for n, data in enumerate(payloads):
+        report.records += 1
+        if isinstance(data, Mapping):
+            report.unread.update(k for k, v in data.items() if k not in read and v is not None)
+        incoming = IncomingRecord(source.key, f"sample-{n}", data)
+        try:
+            mapped = map_record(data, profile)
+            normalised = normalise(incoming, blind_index_key=blind_index_key, mapped=mapped)
+        except InvalidRecord as exc:
+            report.failed += 1
+            for issue in exc.errors:
+                _report_of(report, issue.canonical or issue.field).failures[issue.message] += 1
+            continue
+        for name, value in mapped.values.items():
+            report.fields[name].mapped += 1 if value is not None else 0
+        for name in mapped.notes.get("values", {}):
+            report.fields[name].transformed += 1
+        for name, value in mapped.notes.get("unmapped", {}).items():
+            report.fields[name].unmapped[str(value)] += 1
+        for name in mapped.notes.get("truncated", {}):
+            report.fields[name].truncated += 1
+        for issue in normalised.warnings:
+            _report_of(report, issue.canonical or issue.field).warnings[issue.message] += 1
+    return report
+
+
+def _all_paths(spec: FieldSpec) -> list[JsonPath]:
+    comp = spec.compensation
+    if comp is None:
+        return list(spec.paths)
+    return [p for p in (comp.amount, comp.currency, comp.period) if p is not None]
+
+
+def _report_of(report: MappingReport, name: str) -> FieldReport:
+    return report.fields.setdefault(name, FieldReport())

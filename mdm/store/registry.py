@@ -53,7 +53,6 @@ from mdm.store.tables import (
     OutboxRow,
     PersonKeyRow,
     PersonRow,
-    RejectionRow,
     ReviewItemRow,
     SourceRecordRow,
 )
@@ -65,7 +64,6 @@ keys_t = cast(Table, PersonKeyRow.__table__)
 reviews_t = cast(Table, ReviewItemRow.__table__)
 audit_t = cast(Table, AuditEventRow.__table__)
 outbox_t = cast(Table, OutboxRow.__table__)
-rejections_t = cast(Table, RejectionRow.__table__)
 models_t = cast(Table, MatchModelRow.__table__)
 not_a_match_t = cast(Table, NotAMatchRow.__table__)
 
@@ -596,29 +594,6 @@ class RegistryRepository:
 
     def insert_outbox(self, events: Sequence[OutboxEvent]) -> None:
         self._insert(outbox_t, [_fields(e) for e in events])
-
-    def insert_rejection(
-        self,
-        *,
-        id: UUID,
-        source: str | None,
-        source_id: str | None,
-        raw: dict[str, Any],
-        errors: list[dict[str, str]],
-        correlation_id: str | None,
-        created_at: datetime,
-    ) -> None:
-        self.conn.execute(
-            insert(rejections_t).values(
-                id=id,
-                source=source,
-                source_id=source_id,
-                raw=raw,
-                errors=errors,
-                correlation_id=correlation_id,
-                created_at=created_at,
-            )
-        )
 
     # -- match models -----------------------------------------------------------------------
     def sample_features(self, limit: int, *, seed: int = 0) -> list[MatchFeatures]:

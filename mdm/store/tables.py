@@ -209,6 +209,17 @@ class RejectionRow(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(Document)
     correlation_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), server_default="open")  # open | replayed
+    attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    last_attempt_at: Mapped[datetime | None]
+    replayed_at: Mapped[datetime | None]
+    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    fields: Mapped[str] = mapped_column(Text, server_default=" ")
+
+    __table_args__ = (
+        Index("ix_rejections_created_at", "created_at", "id"),
+        Index("ix_rejections_source", "source", "created_at", "id"),
+    )
 
 
 class MatchModelRow(Base):

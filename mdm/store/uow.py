@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from mdm.store.registry import RegistryRepository
+from mdm.store.rejections import RejectionRepository
 
 
 class UnitOfWork:
@@ -27,6 +28,7 @@ class UnitOfWork:
         # transaction must be SQLAlchemy's to commit.
         self._transaction = self._conn.begin()
         self.registry = RegistryRepository(self._conn)
+        self.rejections = RejectionRepository(self._conn)
         return self
 
     def __exit__(

@@ -163,3 +163,69 @@ def test_evaluate_names_the_bad_line_of_a_labelled_file(database: str, tmp_path:
     result = runner.invoke(app, ["evaluate", "--labels", str(labels)])
     assert result.exit_code == 2
     assert "line 2" in result.output
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "samples"
+
+
+def test_mapping_check_reports_the_shipped_sample_clean(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    get_settings.cache_clear()
+    result = runner.invoke(
+        app,
+        [
+            "mapping",
+            "check",
+            str(SAMPLES / "workday_worker.json"),
+            "--source",
+            "workday",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["records"] == 1 and report["failed"] == 0
+    assert report["fields"]["hire_date"] == {
+        "mapped": 1, "transformed": 1, "unmapped": {}, "truncated": 0, "warnings": {},
+        "failures": {},
+    }  # fmt: skip
+
+
+def test_mapping_check_counts_failures_and_unmapped_values_per_field(tmp_path: Path) -> None:
+    get_settings.cache_clear()
+    sample = json.loads((SAMPLES / "greenhouse_candidate.json").read_text())["data"]
+    odd = json.loads(json.dumps(sample))
+    odd["keyed_custom_fields"]["department"]["value"] = "Eng - Robotics"
+    bad = json.loads(json.dumps(sample))
+    bad["keyed_custom_fields"]["date_of_birth"]["value"] = "02/30/1985"
+    bad["applications"][0]["status"] = "archived"
+    file = tmp_path / "samples.jsonl"
+    file.write_text("\n".join(json.dumps(p) for p in (sample, odd, bad)))
+    result = runner.invoke(app, ["mapping", "check", str(file), "--source", "greenhouse", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["records"], report["failed"]) == (3, 1)
+    fields = report["fields"]
+    assert fields["department"]["unmapped"] == {"Eng - Robotics": 1}
+    assert fields["department"]["transformed"] == 1
+    assert fields["birth_date"]["failures"] == {"no such day: 1985-02-30 (format MM/DD/YYYY)": 1}
+    assert fields["status"]["failures"] == {"no translation for 'archived' in the profile": 1}
+
+
+def test_a_bad_profile_stops_the_command_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "acme.toml").write_text(
+        '[source]\nkey = "acme"\nkind = "crm"\n\n[fields.family_name]\npaht = "x"\n'
+    )
+    monkeypatch.setenv("MDM_PROFILES_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    result = runner.invoke(
+        app, ["mapping", "check", str(SAMPLES / "crm_contact.json"), "--source", "crm"]
+    )
+    get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'acme.toml'}:6: fields.family_name.paht: unknown key" in " ".join(
+        result.output.split()
+    )
