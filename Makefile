@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_matching --prewarm
 	$(BIN)/python -m tests.bench.bench_reviews
 	$(BIN)/python -m tests.bench.bench_mapping
+	$(BIN)/python -m tests.bench.bench_survivorship
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train

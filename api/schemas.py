@@ -168,7 +168,10 @@ class ReviewDetailOut(ReviewOut):
 
 
 class ResolveIn(Strict):
-    decision: Literal["merge", "distinct"]
+    decision: Literal["merge", "distinct", "keep", "replace"] = Field(
+        description="A match item: merge or distinct. A conflict item: keep the golden "
+        "value, or replace it with the other value"
+    )
     note: str | None = Field(default=None, max_length=2000)
     person_a_version: int | None = Field(
         default=None, description="person_a's version as shown; 409 if it changed since"
@@ -293,3 +296,19 @@ class ReplayOut(BaseModel):
     result: RecordResult | None = Field(
         description="The ingest of the replayed record; null when it had been replayed before"
     )
+
+
+class FieldOut(BaseModel):
+    person_id: UUID
+    field: str
+    value: Any
+    strategy: str = Field(description="The survivorship strategy of the field")
+    owners: list[str] = Field(description="Source kinds in priority order")
+    immutable: bool
+    sensitive: bool
+    lineage: dict[str, Any] = Field(
+        description="The rule that chose the value, the record it came from (source, "
+        "source_id, kind, version, updated_at) and the other records' values (candidates)"
+    )
+    choice: dict[str, Any] | None = Field(description="A value a steward accepted")
+    conflicts: list[ReviewOut] = Field(description="Conflict review items on this field")

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # load first; files in MDM_PROFILES_DIR add sources or replace one of the same key.
     profiles_dir: Path | None = None
     shipped_profiles: bool = True
+    # Survivorship rules (TOML, [fields.<name>] strategy/owners/...): replace the defaults
+    # for the fields it names.
+    survivorship_file: Path | None = None
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:

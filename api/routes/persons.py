@@ -9,15 +9,23 @@ from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, CorrelationDep, RegistryDep
 from api.schemas import (
+    FieldOut,
     HistoryEntryOut,
     HistoryPage,
     MergeIn,
     PersonOut,
     PersonPage,
     RecordLinkOut,
+    ReviewOut,
 )
 from mdm.model.errors import InvalidCursor
-from mdm.services.persons import PersonView, get_person, person_history, search_persons
+from mdm.services.persons import (
+    PersonView,
+    explain_field,
+    get_person,
+    person_history,
+    search_persons,
+)
 from mdm.services.stewardship import merge_persons
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
@@ -143,4 +151,29 @@ async def history(
     return HistoryPage(
         items=[HistoryEntryOut.model_validate(e, from_attributes=True) for e in entries],
         next_cursor=str(next_seq) if next_seq is not None else None,
+    )
+
+
+@router.get(
+    "/{person_id}/fields/{field}",
+    response_model=FieldOut,
+    responses={404: {"description": "Unknown id"}, 410: {"description": "Erased"}},
+)
+async def field_lineage(
+    person_id: UUID, field: str, registry: RegistryDep, actor: ActorDep
+) -> FieldOut:
+    """One golden field explained: its survivorship rule, the record its value came from
+    and the values it won over, a steward's choice, and the conflicts raised on it."""
+    explained = explain_field(registry, person_id, field)
+    return FieldOut(
+        person_id=explained.person_id,
+        field=explained.field,
+        value=explained.value,
+        strategy=explained.rule.strategy.value,
+        owners=list(explained.rule.owners),
+        immutable=explained.rule.immutable,
+        sensitive=explained.rule.sensitive,
+        lineage=explained.lineage,
+        choice=explained.choice,
+        conflicts=[ReviewOut.model_validate(c, from_attributes=True) for c in explained.conflicts],
     )

@@ -36,6 +36,6 @@ async def mapping(source: str, registry: RegistryDep, actor: ActorDep) -> Mappin
     described = describe_mapping(found)
     fields = []
     for f in described.pop("fields"):
-        rule = field_rule(f["field"])
+        rule = field_rule(f["field"], registry.rules)
         fields.append(MappingFieldOut(**f, owner=list(rule.owners), survivorship=rule.strategy))
     return MappingOut(**described, fields=fields)

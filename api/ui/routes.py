@@ -154,7 +154,7 @@ async def resolve(request: Request, review_id: UUID) -> Response:
     session = _session(request)
     form = await _form(request, session)
     decision = form.get("decision")
-    if decision not in ("merge", "distinct"):
+    if decision not in ("merge", "distinct", "keep", "replace"):
         raise BadForm()
     try:
         versions = (int(form["person_a_version"]), int(form["person_b_version"]))
@@ -167,7 +167,12 @@ async def resolve(request: Request, review_id: UUID) -> Response:
         )  # fmt: skip
     except StaleDecision:
         return RedirectResponse(f"/ui/reviews/{review_id}?stale=true", status_code=303)
-    said = "merged" if decision == "merge" else "marked as not a match"
+    said = {
+        "merge": "merged",
+        "distinct": "marked as not a match",
+        "keep": "golden value kept",
+        "replace": "other value taken",
+    }[decision]
     return RedirectResponse(f"/ui/reviews?done={said}", status_code=303)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mdm.flow.survivorship import DEFAULT_RULES, FieldRule, Strategy
 from mdm.mapping.paths import BadPath, JsonPath, compile_path
 from mdm.mapping.profile import (
     CANONICAL_FIELDS,
@@ -465,3 +466,64 @@ def _locate(text: str, loc: Loc) -> int:
         if common == len(path) and common > best_len:
             best_line, best_len = number, common
     return best_line
+
+
+# --- survivorship rules --------------------------------------------------------------------
+
+
+class _RuleFile(_Strict):
+    strategy: Literal["source_priority", "most_recent", "most_frequent", "union", "first_seen"]
+    owners: list[Literal["crm", "ats", "hris"]] = Field(default_factory=list)
+    immutable: bool = False
+    sensitive: bool = False
+    tolerance: float | None = Field(default=None, ge=0, le=1)
+
+
+class _RulesFile(_Strict):
+    fields: dict[str, _RuleFile]
+
+
+def load_rules(file: Path) -> dict[str, FieldRule]:
+    """The default survivorship rules with the fields `file` declares replaced; a bad file
+    is refused naming the line, like a bad profile."""
+    text = file.read_text(encoding="utf-8")
+    origin = str(file)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _line_of_message(str(exc))
+        raise ProfileError([f"{origin}:{line or 1}: not valid TOML: {exc}"]) from None
+    try:
+        model = _RulesFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(
+            [
+                _fault_line(text, origin, tuple(_loc(e["loc"])), _pydantic_message(e))
+                for e in exc.errors()
+            ]
+        ) from None
+    rules = dict(DEFAULT_RULES)
+    faults = []
+    for name, rule in model.fields.items():
+        if name not in CANONICAL_FIELDS or name in ("email", "phone"):
+            faults.append(
+                _fault_line(text, origin, ("fields", name), f"{name!r} is not a golden field")
+            )
+            continue
+        strategy = Strategy(rule.strategy)
+        if (strategy is Strategy.UNION) != (name in ("emails", "phones")):
+            faults.append(
+                _fault_line(
+                    text,
+                    origin,
+                    ("fields", name, "strategy"),
+                    "union is the strategy of emails and phones, and only theirs",
+                )
+            )
+            continue
+        rules[name] = FieldRule(
+            strategy, tuple(rule.owners), rule.immutable, rule.sensitive, rule.tolerance
+        )
+    if faults:
+        raise ProfileError(faults)
+    return rules

@@ -74,6 +74,10 @@ class PersonState:
     records: list[LinkedRecord]
     merged_into: UUID | None = None
     aliases: list[UUID] = field(default_factory=list)
+    # Values stewards accepted for conflicting fields: {field: {source, source_id, value}}
+    choices: dict[str, Any] = field(default_factory=dict)
+    # The keys of the conflicts already put to a steward: each is raised once.
+    raised: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)

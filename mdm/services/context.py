@@ -5,7 +5,8 @@ from __future__ import annotations
 from mdm.config import Settings
 from mdm.flow.decide import Thresholds
 from mdm.flow.score import FellegiSunterScorer, ModelParameters, Scorer
-from mdm.mapping.load import SHIPPED_PROFILES, load_sources
+from mdm.flow.survivorship import DEFAULT_RULES
+from mdm.mapping.load import SHIPPED_PROFILES, load_rules, load_sources
 from mdm.mapping.profile import Sources
 from mdm.mapping.stats import MappingStats
 from mdm.services.working_set import GenericKeys
@@ -28,6 +29,9 @@ class Registry:
         # with its file and line rather than failing records one by one later.
         self.sources = sources if sources is not None else sources_of(settings)
         self.mapping_stats = MappingStats()
+        self.rules = (
+            load_rules(settings.survivorship_file) if settings.survivorship_file else DEFAULT_RULES
+        )
         # Values the registry has seen shared by a crowd (test@test.com): not worth a lock.
         self.generic_keys = GenericKeys()
 
@@ -53,6 +57,11 @@ class Registry:
         with self.database.uow() as uow:
             raw = uow.registry.active_model()
         return ModelParameters.from_json(raw) if raw else None
+
+    @property
+    def source_kinds(self) -> dict[str, str]:
+        """Source key -> kind (crm, ats, hris): who owns which golden field."""
+        return {s.key: s.kind.value for s in self.sources}
 
     @property
     def thresholds(self) -> Thresholds:

@@ -137,6 +137,8 @@ def _ingest_unit(
             scorer,
             now=now,
             block_cap=registry.settings.max_block_size,
+            kinds=registry.source_kinds,
+            rules=registry.rules,
             generic_keys=registry.generic_keys,
         )
         ws.load([n for _, n in unit])

@@ -9,8 +9,18 @@ from uuid import UUID
 
 from mdm.flow.block import name_keys
 from mdm.flow.normalise import UnreadableValue, fold_name, normalise_email, normalise_phone
+from mdm.flow.survivorship import (
+    MULTI_VALUED,
+    Choice,
+    FieldRule,
+    Golden,
+    RecordView,
+    build_golden,
+    field_rule,
+)
+from mdm.mapping.profile import CANONICAL_FIELDS
 from mdm.model.errors import FieldIssue, InvalidRecord, PersonErased, PersonNotFound
-from mdm.model.person import LinkedRecord, PersonStatus
+from mdm.model.person import LinkedRecord, PersonStatus, ReviewItem
 from mdm.services.context import Registry
 from mdm.store.registry import RegistryRepository
 
@@ -200,3 +210,67 @@ def person_history(
     ]
     next_cursor = entries[limit - 1].seq if len(entries) > limit else None
     return entries[:limit], next_cursor
+
+
+def golden_from_scratch(registry: Registry, person_id: UUID) -> Golden:
+    """The person's golden record recomputed from its stored records, the rules and the
+    stewards' choices: what is stored must always equal it."""
+    with registry.database.uow() as uow:
+        person = uow.registry.get_person(person_id)
+        if person is None:
+            raise PersonNotFound(person_id)
+        linked = uow.registry.records_of(person_id)
+        choices = uow.registry.choices_of(person_id)
+    kinds = registry.source_kinds
+    return build_golden(
+        (
+            RecordView(
+                r.source,
+                r.source_id,
+                r.version,
+                r.attributes,
+                r.effective_updated_at,
+                kinds.get(r.source),
+            )
+            for r in linked
+        ),
+        registry.rules,
+        {name: Choice.from_json(raw) for name, raw in choices.items()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldExplained:
+    person_id: UUID
+    field: str
+    value: Any
+    rule: FieldRule
+    lineage: dict[str, Any]  # chosen by which rule, from which record, and the losers
+    choice: dict[str, Any] | None  # a steward's accepted value, if any
+    conflicts: list[ReviewItem]  # every conflict item on this field, open or resolved
+
+
+def explain_field(registry: Registry, person_id: UUID, name: str) -> FieldExplained:
+    """Why a golden field holds its value: the rule, the record it came from, the values it
+    won over, a steward's choice and the conflicts raised on it."""
+    if name not in CANONICAL_FIELDS and name not in MULTI_VALUED:
+        raise InvalidRecord(
+            [FieldIssue("field", f"not a canonical field: {', '.join(CANONICAL_FIELDS)}")],
+            "The field is not known",
+        )
+    name = {"email": "emails", "phone": "phones"}.get(name, name)
+    with registry.database.uow() as uow:
+        view = view_of(uow.registry, person_id)
+        choices = uow.registry.choices_of(view.id)
+        conflicts = [
+            c for c in uow.registry.conflicts_of(view.id) if c.explanation.get("field") == name
+        ]
+    return FieldExplained(
+        person_id=view.id,
+        field=name,
+        value=view.attributes.get(name),
+        rule=field_rule(name, registry.rules),
+        lineage=view.lineage.get(name, {}),
+        choice=choices.get(name),
+        conflicts=conflicts,
+    )

@@ -8,12 +8,15 @@ item resolved by someone else) is refused with the current state, never applied.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
+from mdm.flow.score import Scorer
+from mdm.flow.survivorship import Choice
 from mdm.model.errors import (
     MergeRefused,
     PersonNotFound,
@@ -27,8 +30,13 @@ from mdm.services.context import Registry
 from mdm.services.persons import PersonView, view_of
 from mdm.services.retry import run_with_retries
 from mdm.services.working_set import WorkingSet
+from mdm.store.registry import RegistryRepository
 
-Decision = Literal["merge", "distinct"]
+# merge | distinct for a match item; keep (the golden value) | replace (with the other
+# value) for a conflict item.
+Decision = Literal["merge", "distinct", "keep", "replace"]
+MATCH_DECISIONS = ("merge", "distinct")
+CONFLICT_DECISIONS = ("keep", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,9 @@ def resolve_review(
     versions: tuple[int, int] | None = None,
     correlation_id: str | None = None,
 ) -> Resolution:
-    """Merge the item's two persons, or record that they are distinct.
+    """Merge the item's two persons, or record that they are distinct; for a conflict item,
+    keep the golden value or replace it with the other one (the choice holds until the
+    record it came from changes that value).
 
     `versions` are the versions of the two persons the steward was shown (as
     `review_detail` returns them); if either changed since, `StaleDecision`.
@@ -94,11 +104,15 @@ def _resolve(
             raise StaleDecision(
                 f"The review item was already resolved ({item.status})", _current(item)
             )
-        ws = WorkingSet(
-            repo, scorer, now=datetime.now(UTC), block_cap=registry.settings.max_block_size
-        )
+        allowed = CONFLICT_DECISIONS if item.kind == "conflict" else MATCH_DECISIONS
+        if decision not in allowed:
+            raise MergeRefused(f"A {item.kind} item takes one of: {', '.join(allowed)}", "decision")
+        ws = _working_set(registry, repo, scorer)
         ws.load_persons([item.person_a, item.person_b])
         a, b = _live(ws, item.person_a), _live(ws, item.person_b)
+        if item.kind == "conflict":
+            return _resolve_conflict(ws, repo, item, decision, a, actor, note, correlation_id,
+                                     uow.commit)  # fmt: skip
         if versions is not None and versions != (a.version, b.version):
             raise StaleDecision(
                 "A person of this review item changed since it was shown",
@@ -131,6 +145,45 @@ def _resolve(
         return Resolution(resolved, person_id)
 
 
+def _resolve_conflict(
+    ws: WorkingSet,
+    repo: RegistryRepository,
+    item: ReviewItem,
+    decision: Decision,
+    person: PersonState,
+    actor: str,
+    note: str | None,
+    correlation_id: str | None,
+    commit: Callable[[], None],
+) -> Resolution:
+    field = item.explanation["field"]
+    side = item.explanation["kept" if decision == "keep" else "other"]
+    backed = any(
+        (r.source, r.source_id) == (side["source"], side["source_id"])
+        and r.attributes.get(field) == side["value"]
+        for r in person.records
+    )
+    if not backed:
+        raise StaleDecision(
+            f"The record {side['source']}/{side['source_id']} no longer holds this {field}",
+            _current(item, person, person),
+        )
+    ws.choose(person, field, Choice(side["source"], side["source_id"], side["value"]))
+    resolved = replace(
+        item,
+        status="resolved",
+        decision=decision,
+        resolved_at=ws.now,
+        resolved_by=actor,
+        note=note,
+    )
+    repo.resolve_review(resolved)
+    ws.review_event(actor, correlation_id, resolved, action="review.resolved")
+    ws.flush(actor=actor, correlation_id=correlation_id)
+    commit()
+    return Resolution(resolved, person.id)
+
+
 def merge_persons(
     registry: Registry,
     person_id: UUID,
@@ -159,9 +212,7 @@ def _merge(
 ) -> UUID:
     scorer = registry.scorer
     with registry.database.uow() as uow:
-        ws = WorkingSet(
-            uow.registry, scorer, now=datetime.now(UTC), block_cap=registry.settings.max_block_size
-        )
+        ws = _working_set(registry, uow.registry, scorer)
         ws.load_persons([person_id, other_id])
         survivor = _live(ws, person_id)
         try:
@@ -221,9 +272,7 @@ def _split(
         known, _, _ = repo.lookup([(source, source_id)], (), 1)
         if (source, source_id) not in known:
             raise RecordNotFound(source, source_id)
-        ws = WorkingSet(
-            repo, scorer, now=datetime.now(UTC), block_cap=registry.settings.max_block_size
-        )
+        ws = _working_set(registry, repo, scorer)
         ws.load_persons([known[(source, source_id)], *([into] if into else [])])
         record = ws.records[(source, source_id)]
         person = _live(ws, record.person_id)
@@ -274,3 +323,14 @@ def _current(
         current["person_a"] = {"id": str(a.id), "version": a.version}
         current["person_b"] = {"id": str(b.id), "version": b.version}
     return current
+
+
+def _working_set(registry: Registry, repo: RegistryRepository, scorer: Scorer) -> WorkingSet:
+    return WorkingSet(
+        repo,
+        scorer,
+        now=datetime.now(UTC),
+        block_cap=registry.settings.max_block_size,
+        kinds=registry.source_kinds,
+        rules=registry.rules,
+    )

@@ -8,7 +8,7 @@ bulk. A single record is a batch of one: the online and bulk paths are the same 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,14 @@ from uuid import UUID
 from mdm.flow.block import Key, blocking_keys, candidate_keys, exact_keys
 from mdm.flow.decide import Candidate
 from mdm.flow.score import Score, Scorer
-from mdm.flow.survivorship import RecordView, build_golden
+from mdm.flow.survivorship import (
+    DEFAULT_RULES,
+    Choice,
+    Conflict,
+    FieldRule,
+    RecordView,
+    build_golden,
+)
 from mdm.model.errors import FieldIssue, InvalidRecord
 from mdm.model.ids import new_id
 from mdm.model.person import (
@@ -72,6 +79,9 @@ def _lock_name(key: Key) -> str:
     return f"{key[0]}:{key[1]}"
 
 
+DEFAULT_KINDS: Mapping[str, str] = {"crm": "crm", "ats": "ats", "hris": "hris"}
+
+
 class WorkingSet:
     def __init__(
         self,
@@ -81,8 +91,13 @@ class WorkingSet:
         now: datetime,
         block_cap: int,
         generic_keys: GenericKeys | None = None,
+        kinds: Mapping[str, str] | None = None,
+        rules: Mapping[str, FieldRule] = DEFAULT_RULES,
     ) -> None:
         self.repo = repo
+        # Source key -> kind (crm, ats, hris): the kind decides who owns a golden field.
+        self.kinds = kinds if kinds is not None else DEFAULT_KINDS
+        self.rules = rules
         self.scorer = scorer
         self.now = now
         self.block_cap = block_cap
@@ -102,6 +117,7 @@ class WorkingSet:
         self._relinked: dict[UUID, LinkedRecord] = {}
         self._merged: dict[UUID, UUID] = {}
         self.reviews: list[ReviewItem] = []
+        self._stewardship_changed: set[UUID] = set()
         self.audit: list[AuditEvent] = []
         self.outbox: list[OutboxEvent] = []
 
@@ -291,6 +307,11 @@ class WorkingSet:
                 self._moved_records[record.id] = survivor.id
         survivor.records.extend(moved)
         other.records = []
+        if other.choices or other.raised:
+            # The survivor's own decisions stand; the other's fill the fields it has none for.
+            survivor.choices = {**other.choices, **survivor.choices}
+            survivor.raised |= other.raised
+            self._stewardship_changed.add(survivor.id)
         other.status = PersonStatus.MERGED
         other.merged_into = survivor.id
         self._touch(survivor, before_survivor)
@@ -462,10 +483,7 @@ class WorkingSet:
                     person.updated_at = self.now
                     updated.append(person)
                 continue
-            golden, lineage = build_golden(
-                RecordView(r.source, r.source_id, r.version, r.attributes, r.effective_updated_at)
-                for r in person.records
-            )
+            golden, lineage = self.golden_of(person, actor, correlation_id)
             before = self._golden_before[pid]
             person.golden, person.lineage = golden, lineage
             if pid in self._new_persons:
@@ -514,6 +532,71 @@ class WorkingSet:
         if self._merged:
             self.repo.repoint_reviews(self._merged, actor=actor, at=self.now)
             self.repo.carry_not_a_match(self._merged, actor=actor, at=self.now)
+        for pid in sorted(self._stewardship_changed):
+            state = self.persons[pid]
+            self.repo.set_stewardship(pid, state.choices, state.raised)
+
+    def choose(self, person: PersonState, field: str, choice: Choice) -> None:
+        """A steward's choice of a field's value; the golden record follows at the flush."""
+        person.choices = {**person.choices, field: choice.as_json()}
+        self._stewardship_changed.add(person.id)
+        self._touch(person, self._keys_of(person))
+
+    def golden_of(
+        self, person: PersonState, actor: str, correlation_id: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The person's golden record and lineage from its records; a value the rules will
+        not apply silently opens a conflict review item, once."""
+        result = build_golden(
+            (
+                RecordView(
+                    r.source,
+                    r.source_id,
+                    r.version,
+                    r.attributes,
+                    r.effective_updated_at,
+                    self.kinds.get(r.source),
+                )
+                for r in person.records
+            ),
+            self.rules,
+            {name: Choice.from_json(raw) for name, raw in person.choices.items()},
+        )
+        if result.conflicts:
+            self._open_conflicts(person, result.conflicts, actor, correlation_id)
+        return result.attributes, result.lineage
+
+    def _open_conflicts(
+        self,
+        person: PersonState,
+        conflicts: list[Conflict],
+        actor: str,
+        correlation_id: str | None,
+    ) -> None:
+        for conflict in conflicts:
+            if conflict.key in person.raised:
+                continue
+            person.raised.add(conflict.key)
+            self._stewardship_changed.add(person.id)
+            item = ReviewItem(
+                id=new_id(),
+                kind="conflict",
+                status="open",
+                person_a=person.id,
+                person_b=person.id,
+                score=0.0,
+                explanation={
+                    "rule": "conflict",
+                    "key": conflict.key,
+                    "field": conflict.field,
+                    "kept": conflict.kept.described(),
+                    "other": conflict.other.described(),
+                },
+                created_at=self.now,
+                source=conflict.other.source,
+            )
+            self.reviews.append(item)
+            self.review_event(actor, correlation_id, item)
 
     def record_event(
         self,
@@ -604,7 +687,7 @@ def _repointed(item: ReviewItem, old: UUID, new: UUID, *, actor: str, at: dateti
         return item
     a = new if item.person_a == old else item.person_a
     b = new if item.person_b == old else item.person_b
-    if a == b:
+    if a == b and item.kind == "match":
         return replace(
             item, person_a=a, person_b=b, status="merged", decision="auto_merge",
             resolved_at=at, resolved_by=actor, note=MERGED_NOTE,

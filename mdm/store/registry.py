@@ -76,9 +76,10 @@ _LOAD_PERSONS = select(
     persons_t.c.updated_at,
     persons_t.c.golden,
     persons_t.c.merged_into,
+    persons_t.c.stewardship,
 ).where(persons_t.c.id.in_(bindparam("ids", expanding=True)))
 _PG_LOAD_PERSONS = (
-    "SELECT id, status, version, created_at, updated_at, golden, merged_into "
+    "SELECT id, status, version, created_at, updated_at, golden, merged_into, stewardship "
     "FROM persons WHERE id = ANY(%s::uuid[])"
 )
 _PG_LOAD_RECORDS = pgsql.SQL(
@@ -166,6 +167,8 @@ def _person_from(m: Mapping[str, Any]) -> PersonState:
         lineage=m.get("lineage") or {},
         records=[],
         merged_into=m["merged_into"],
+        choices=(m.get("stewardship") or {}).get("choices") or {},
+        raised=set((m.get("stewardship") or {}).get("raised") or ()),
     )
 
 
@@ -420,8 +423,9 @@ class RegistryRepository:
         self._update_records_by_id([{"id": r, "person_id": p} for r, p in moves.items()])
 
     def repoint_reviews(self, merged: Mapping[UUID, UUID], *, actor: str, at: datetime) -> None:
-        """Open review items of merged-away persons name the survivor instead; an item whose
-        two persons became one is closed as merged."""
+        """Open review items of merged-away persons name the survivor instead; a match item
+        whose two persons became one is closed as merged (a conflict item names one person
+        on both sides, and stays open)."""
         for old, new in merged.items():
             for column in ("person_a", "person_b"):
                 self.conn.execute(
@@ -433,6 +437,7 @@ class RegistryRepository:
             update(reviews_t)
             .where(
                 reviews_t.c.status == "open",
+                reviews_t.c.kind == "match",
                 reviews_t.c.person_a == reviews_t.c.person_b,
                 reviews_t.c.person_a.in_(set(merged.values())),
             )
@@ -443,6 +448,26 @@ class RegistryRepository:
                 resolved_by=actor,
                 note=MERGED_NOTE,
             )
+        )
+
+    def conflicts_of(self, person_id: UUID) -> list[ReviewItem]:
+        rows = self.conn.execute(
+            select(reviews_t)
+            .where(reviews_t.c.kind == "conflict", reviews_t.c.person_a == person_id)
+            .order_by(reviews_t.c.created_at, reviews_t.c.id)
+        )
+        return [_review(r) for r in rows]
+
+    def choices_of(self, person_id: UUID) -> dict[str, Any]:
+        found = self.conn.scalar(select(persons_t.c.stewardship).where(persons_t.c.id == person_id))
+        return dict((found or {}).get("choices") or {})
+
+    def set_stewardship(
+        self, person_id: UUID, choices: Mapping[str, Any], raised: Iterable[str]
+    ) -> None:
+        state = {"choices": dict(choices), "raised": sorted(raised)}
+        self.conn.execute(
+            update(persons_t).where(persons_t.c.id == person_id).values(stewardship=state)
         )
 
     def marked_distinct(self, a: UUID, b: UUID) -> bool:

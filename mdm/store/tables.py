@@ -87,6 +87,9 @@ class PersonRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # {"choices": {field: {source, source_id, value}}, "raised": [conflict keys]}: the
+    # values stewards accepted, and the conflicts already put to them (never twice).
+    stewardship: Mapped[dict[str, Any] | None] = mapped_column(Document)
 
     # Few persons are merged away: a partial index costs nothing on the ingest path.
     __table_args__ = (

@@ -42,7 +42,11 @@ def test_labelled_pairs_give_the_registrys_pairwise_precision_and_recall(
         }
         reviews = {
             frozenset((a, b))
-            for a, b in conn.execute(select(ReviewItemRow.person_a, ReviewItemRow.person_b))
+            for a, b in conn.execute(
+                select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
+                    ReviewItemRow.kind == "match"
+                )
+            )
         }
     # Every pair of stored records, labelled with the truth: the figures must be the
     # exact pairwise ones.

@@ -80,13 +80,26 @@ def _machine(template: Path) -> type[RuleBasedStateMachine]:
         @rule(pick=st.integers(0, 50), merge=st.booleans())
         def resolve(self, pick: int, merge: bool) -> None:
             items = self._rows(
-                select(ReviewItemRow.id, ReviewItemRow.person_a, ReviewItemRow.person_b)
+                select(
+                    ReviewItemRow.id,
+                    ReviewItemRow.person_a,
+                    ReviewItemRow.person_b,
+                    ReviewItemRow.kind,
+                )
                 .where(ReviewItemRow.status == "open")
                 .order_by(ReviewItemRow.created_at, ReviewItemRow.id)
             )
             if not items:
                 return
-            item_id, a, b = items[pick % len(items)]
+            item_id, a, b, kind = items[pick % len(items)]
+            if kind == "conflict":
+                _seen("resolve conflict")
+                # Refused only when the record the value came from changed since.
+                with contextlib.suppress(StaleDecision):
+                    resolve_review(
+                        self.registry, item_id, "replace" if merge else "keep", actor="s"
+                    )
+                return
             if merge and self._distinct(a, b):
                 return  # a steward does not merge what another said is two people
             _seen("resolve " + ("merge" if merge else "distinct"))
@@ -160,5 +173,8 @@ def test_stewards_and_ingests_keep_every_promise(sqlite_template: Path) -> None:
         ),
     )
     # The machine went everywhere it should: no promise held only because nothing happened.
-    kinds = ("bridging merge", "resolve merge", "resolve distinct", "manual merge", "split")
+    kinds = (
+        "bridging merge", "resolve merge", "resolve distinct", "resolve conflict", "manual merge",
+        "split",
+    )  # fmt: skip
     assert all(SEEN[k] > 0 for k in kinds), SEEN

@@ -165,3 +165,28 @@ def test_a_form_without_its_csrf_token_is_refused(server: tuple[str, Registry]) 
         client.cookies.clear()
         assert client.get("/ui/reviews").headers["location"] == "/ui/login"
     assert _open_items(registry) == 2
+
+
+def test_a_data_conflict_is_settled_from_its_page(page: Page, server: tuple[str, Registry]) -> None:
+    _, registry = server
+    offer = {"amount": 90000, "currency": "EUR", "period": "annual"}
+    payroll = {"amount": 97000, "currency": "EUR", "period": "annual"}
+    ingest_many(
+        registry,
+        [
+            IncomingRecord("ats", "a-ana", {**ANA, "compensation": offer}),
+            IncomingRecord("hris", "h-ana", {**ANA, "job_title": "Surgeon",
+                                             "compensation": payroll}),
+        ],
+        actor="setup",
+    )  # fmt: skip
+    _sign_in(page)
+    expect(page.get_by_test_id("open-count")).to_have_text("3")
+    page.locator("tr", has_text="conflict").get_by_role("link", name="Compare").click()
+    expect(page.get_by_role("heading", name="Which compensation?")).to_be_visible()
+    expect(page.locator("tr", has_text="Golden now")).to_contain_text("90000 EUR annual")
+    expect(page.locator("tr", has_text="Other")).to_contain_text("hris/h-ana")
+    page.screenshot(path=SHOTS / "conflict.png", full_page=True)
+    page.get_by_role("button", name="Take the other value").click()
+    expect(page.get_by_role("status")).to_contain_text("other value taken")
+    expect(page.get_by_test_id("open-count")).to_have_text("2")
