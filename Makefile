@@ -21,7 +21,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mdm migrate
 	$(BIN)/mdm demo
-	$(BIN)/mdm serve
+	MDM_WEBHOOK_ALLOW_PRIVATE=$${MDM_WEBHOOK_ALLOW_PRIVATE:-true} $(BIN)/mdm serve --deliver
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_reviews
 	$(BIN)/python -m tests.bench.bench_mapping
 	$(BIN)/python -m tests.bench.bench_survivorship
+	$(BIN)/python -m tests.bench.bench_webhooks
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_JSON, problem
+from mdm.logs import request_id_var
 
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 

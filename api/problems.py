@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mdm.model.errors import (
     BatchTooLarge,
     ConcurrentUpdate,
+    DeliveryNotFound,
     InvalidCursor,
     InvalidRecord,
     MdmError,
@@ -25,6 +26,7 @@ from mdm.model.errors import (
     ReviewNotFound,
     SourceNotFound,
     StaleDecision,
+    SubscriptionNotFound,
 )
 from mdm.store.errors import UNAVAILABLE_ERRORS
 
@@ -44,6 +46,8 @@ _STATUS: dict[type[MdmError], int] = {
     MergeRefused: 422,
     RejectionNotFound: 404,
     SourceNotFound: 404,
+    SubscriptionNotFound: 404,
+    DeliveryNotFound: 404,
 }
 
 

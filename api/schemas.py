@@ -250,6 +250,10 @@ class MappingFieldOut(BaseModel):
         description="Source kinds in survivorship priority for this field in the golden record"
     )
     survivorship: str
+    sync: dict[str, Any] = Field(
+        description="Where the field flows: `to` the systems whose webhook subscriptions "
+        "receive it, `direction` both (back to this source too) or one-way"
+    )
     format: list[str] | None = None
     default: str | None = None
     max_length: int | None = None
@@ -312,3 +316,68 @@ class FieldOut(BaseModel):
     )
     choice: dict[str, Any] | None = Field(description="A value a steward accepted")
     conflicts: list[ReviewOut] = Field(description="Conflict review items on this field")
+
+
+class WebhookIn(Strict):
+    url: str = Field(max_length=2000, examples=["https://hris.example.com/hooks/mdm"])
+    events: list[str] = Field(
+        min_length=1, examples=[["person.updated", "person.hired"]], description='or ["*"]'
+    )
+    system: str | None = Field(
+        default=None,
+        description="The source key of the system it feeds: it is never sent the fields it "
+        "owns nor its own changes back",
+    )
+    fields: list[str] | None = Field(
+        default=None, description="Golden fields it receives (default: every allowed one)"
+    )
+    scopes: list[str] = Field(
+        default=[],
+        description="Like an API key's: without persons:read:sensitive or "
+        "persons:read:compensation, those fields are redacted",
+    )
+
+
+class WebhookOut(BaseModel):
+    id: UUID
+    url: str
+    events: list[str]
+    system: str | None
+    fields: list[str] | None
+    scopes: list[str]
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(description="The signing secret (whsec_...): shown this once")
+
+
+class WebhookPage(BaseModel):
+    items: list[WebhookOut]
+    next_cursor: str | None = None
+
+
+class DeliveryOut(BaseModel):
+    id: UUID
+    subscription_id: UUID
+    event_id: UUID = Field(description="The webhook-id header: the same on every retry")
+    event_seq: int
+    event_type: str
+    person_id: UUID | None
+    status: Literal["pending", "delivering", "delivered", "dead", "disabled"]
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None

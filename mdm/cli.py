@@ -230,6 +230,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default MDM_PORT or 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="Host (default MDM_HOST or 127.0.0.1)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    deliver: Annotated[
+        bool, typer.Option("--deliver", help="Also deliver webhooks (as `mdm worker` does)")
+    ] = False,
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
     settings = ensure_admin_key()
@@ -238,11 +241,17 @@ def serve(
     console.print(f"mdm serving on http://{host}:{port} (docs at /docs), {workers} worker(s)")
     sock = _listen(host, port)
     if workers == 1:
+        if deliver:
+            _deliver_in_background()
         _serve_one(sock)
         return
     # The workers share one listening socket. Each serves one request at a time (the API
     # runs its handlers on the event loop), so only an idle worker accepts: the next
     # connection goes to whichever worker is free, not to one chosen by a hash of ports.
+    # Their metrics meet in one directory, so any worker answers /metrics for all.
+    import tempfile
+
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mdm-metrics-"))
     children = []
     for _ in range(workers):
         pid = os.fork()
@@ -260,8 +269,31 @@ def serve(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if deliver:  # after the forks: a child must not inherit a thread mid-transaction
+        _deliver_in_background()
     for child in children:
         os.waitpid(child, 0)
+
+
+def _deliver_in_background() -> None:
+    """A webhook worker on a thread of the serving process, for `make run`: one process
+    to start. In production run `mdm worker` on its own."""
+    import threading
+
+    from mdm.services.delivery import Worker
+
+    stop = threading.Event()
+
+    def deliver() -> None:
+        registry = _registry()
+        runner = Worker(registry, threads=4)
+        try:
+            runner.run(stop, idle=1.0)
+        finally:
+            runner.close()
+            registry.close()
+
+    threading.Thread(target=deliver, name="webhook-worker", daemon=True).start()
 
 
 def _check_profiles(settings: Settings) -> None:
@@ -288,9 +320,13 @@ def _listen(host: str, port: int) -> socket.socket:
 def _serve_one(sock: socket.socket) -> None:
     import uvicorn
 
+    from mdm.logs import configure
+
+    configure("WARNING")
     config = uvicorn.Config(
-        "api.app:create_app", factory=True, log_level="warning", access_log=False
-    )
+        "api.app:create_app", factory=True, log_level="warning", access_log=False,
+        log_config=None,  # uvicorn's records go through the JSON handler too
+    )  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -325,10 +361,6 @@ def _safe_url(url: str) -> str:
     from mdm.store.db import safe_url
 
     return safe_url(url)
-
-
-if __name__ == "__main__":
-    app()
 
 
 mapping_app = typer.Typer(help="Source mapping profiles: check samples against them.")
@@ -397,3 +429,76 @@ def _print_mapping_report(report) -> None:  # type: ignore[no-untyped-def]
     if report.unread:
         unread = ", ".join(escape(k) for k, _ in report.unread.most_common(20))
         Console().print(f"payload keys no field reads: {unread}")
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Deliver what is due, then stop")] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Deliveries per round")] = 200,
+    threads: Annotated[int, typer.Option(min=1, help="Concurrent deliveries")] = 16,
+) -> None:
+    """Deliver outbox events to webhook subscriptions, signed, with retries (Ctrl-C stops
+    after the round in flight). Run as many as you like on PostgreSQL: they share the work."""
+    import threading
+
+    from mdm.logs import configure
+    from mdm.services.delivery import Worker
+
+    configure()
+    registry = _registry()
+    runner = Worker(registry, batch=batch, threads=threads)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.print(f"mdm worker delivering webhooks ({threads} at a time)")
+    try:
+        if once:
+            while runner.run_once():
+                pass
+        else:
+            runner.run(stop)
+    finally:
+        runner.close()
+        registry.close()
+
+
+@app.command()
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    alert: Annotated[
+        bool, typer.Option(help="Publish each new problem as an alert.raised event")
+    ] = False,
+) -> None:
+    """Sync health per source and webhook; exits 1 when something needs attention, so a
+    scheduler can alert on it."""
+    from mdm.services.health import raise_alerts, sync_health
+
+    registry = _registry()
+    try:
+        report = sync_health(registry)
+        if alert:
+            raise_alerts(registry, report)
+    finally:
+        registry.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        table = Table(title=f"sync health at {report.checked_at:%Y-%m-%d %H:%M} UTC")
+        for column in ("source", "kind", "last record", "24h records", "24h refused", "today"):
+            table.add_column(column)
+        for s in report.sources:
+            overall = next((v for v in s.volume if v["status"] is None), None)
+            today = f"{overall['today']} ({overall['verdict']})" if overall is not None else "-"
+            table.add_row(
+                s.source, s.kind or "-",
+                f"{s.last_received_at:%Y-%m-%d %H:%M}" if s.last_received_at else "never",
+                str(s.records_24h), str(s.rejected_24h), today,
+            )  # fmt: skip
+        Console().print(table)
+        for p in report.problems:
+            console.print(f"[red]{escape(p.message)}[/red]")
+    raise typer.Exit(0 if report.healthy else 1)
+
+
+if __name__ == "__main__":
+    app()

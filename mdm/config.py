@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     # Survivorship rules (TOML, [fields.<name>] strategy/owners/...): replace the defaults
     # for the fields it names.
     survivorship_file: Path | None = None
+    # Webhooks. Private, loopback and link-local targets are refused (SSRF) unless allowed
+    # (tests and `make run` deliver to 127.0.0.1).
+    webhook_allow_private: bool = False
+    # Seconds before each retry: about three days in all; each delay gets +-20% jitter.
+    webhook_retry_schedule: list[float] = Field(
+        default=[5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 86400]
+    )
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_lease: float = Field(default=60.0, gt=0)
+    # How often the webhook worker checks sync health and raises alerts (0: never).
+    health_interval: float = Field(default=3600.0, ge=0)
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:

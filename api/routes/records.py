@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from api.deps import ActorDep, CorrelationDep, RegistryDep
@@ -21,7 +21,7 @@ from api.schemas import (
     SplitIn,
     SplitOut,
 )
-from mdm.model.errors import BatchTooLarge
+from mdm.model.errors import BatchTooLarge, InvalidRecord
 from mdm.model.record import IncomingRecord
 from mdm.services.ingest import IngestFailure, IngestResult, ingest_many, ingest_one
 from mdm.services.match import match_record
@@ -69,18 +69,29 @@ def result_out(result: IngestResult) -> RecordResult:
 )
 async def post_record(
     body: RecordIn,
+    request: Request,
     registry: RegistryDep,
     actor: ActorDep,
     correlation_id: CorrelationDep,
 ) -> Response:
     """Ingest one record: normalise, match, link it to a person and return the decision."""
-    result = ingest_one(registry, _incoming(body), actor=actor, correlation_id=correlation_id)
+    metrics = request.app.state.metrics
+    try:
+        result = ingest_one(registry, _incoming(body), actor=actor, correlation_id=correlation_id)
+    except InvalidRecord as exc:
+        metrics.record_refused(body.source, [e.as_dict() for e in exc.errors])
+        raise
+    metrics.record_ingested(result.source, result.decision, result.score)
     return json_response(result_out(result), 201 if result.created else 200)
 
 
 @router.post("/records:batch", response_model=BatchOut, responses=_ERRORS)
 async def post_batch(
-    body: BatchIn, registry: RegistryDep, actor: ActorDep, correlation_id: CorrelationDep
+    body: BatchIn,
+    request: Request,
+    registry: RegistryDep,
+    actor: ActorDep,
+    correlation_id: CorrelationDep,
 ) -> Response:
     """Ingest up to 1,000 records in order, one result per record; a bad record fails alone."""
     limit = registry.settings.max_batch_records
@@ -103,6 +114,7 @@ async def post_batch(
                     422, "The record is not valid", title="Invalid record", errors=errors
                 ),
             )
+    metrics = request.app.state.metrics
     outcomes = ingest_many(
         registry, [r for _, r in accepted], actor=actor, correlation_id=correlation_id
     )
@@ -113,7 +125,11 @@ async def post_batch(
                 source_id=incoming.source_id,
                 error=problem_of(outcome.error),
             )
+            metrics.record_refused(
+                incoming.source, [e.as_dict() for e in getattr(outcome.error, "errors", [])]
+            )
         else:
+            metrics.record_ingested(outcome.source, outcome.decision, outcome.score)
             r = result_out(outcome)
             results[i] = BatchItem(
                 source=r.source,

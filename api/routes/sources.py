@@ -8,6 +8,7 @@ from api.deps import ActorDep, RegistryDep
 from api.schemas import MappingFieldOut, MappingOut, SourceOut, SourcePage
 from mdm.flow.survivorship import field_rule
 from mdm.model.errors import SourceNotFound
+from mdm.services.delivery import sync_of
 from mdm.services.sources import describe_mapping, describe_source
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"])
@@ -34,8 +35,16 @@ async def mapping(source: str, registry: RegistryDep, actor: ActorDep) -> Mappin
     if found is None:
         raise SourceNotFound(source)
     described = describe_mapping(found)
+    sync = sync_of(registry, source, [f["field"] for f in described["fields"]])
     fields = []
     for f in described.pop("fields"):
         rule = field_rule(f["field"], registry.rules)
-        fields.append(MappingFieldOut(**f, owner=list(rule.owners), survivorship=rule.strategy))
+        fields.append(
+            MappingFieldOut(
+                **f,
+                owner=list(rule.owners),
+                survivorship=rule.strategy.value,
+                sync=sync[f["field"]],
+            )
+        )
     return MappingOut(**described, fields=fields)

@@ -149,3 +149,17 @@ class SourceNotFound(MdmError):
 
     def __init__(self, source: str) -> None:
         super().__init__(f"No source {source!r} is configured")
+
+
+class SubscriptionNotFound(MdmError):
+    title = "Webhook subscription not found"
+
+    def __init__(self, subscription_id: UUID | str) -> None:
+        super().__init__(f"No webhook subscription has the id {subscription_id}")
+
+
+class DeliveryNotFound(MdmError):
+    title = "Delivery not found"
+
+    def __init__(self, delivery_id: UUID | str) -> None:
+        super().__init__(f"No delivery {delivery_id} for this subscription")

@@ -487,7 +487,16 @@ class WorkingSet:
             before = self._golden_before[pid]
             person.golden, person.lineage = golden, lineage
             if pid in self._new_persons:
-                self._event(actor, correlation_id, "person.created", pid, None, golden)
+                self._event(
+                    actor, correlation_id, "person.created", pid, None, golden,
+                    payload=_changes(golden, lineage, sorted(golden)),
+                )  # fmt: skip
+                if golden.get("employee_id"):
+                    assigned = _changes(golden, lineage, ["employee_id"])
+                    self._event(
+                        actor, correlation_id, "person.employee_id_assigned", pid, None, None,
+                        payload=assigned,
+                    )  # fmt: skip
                 continue
             changed = sorted(
                 k for k in golden.keys() | before.keys() if golden.get(k) != before.get(k)
@@ -504,7 +513,12 @@ class WorkingSet:
                     pid,
                     {k: before.get(k) for k in changed},
                     {k: golden.get(k) for k in changed},
+                    payload=_changes(golden, lineage, changed),
                 )
+            if golden.get("employee_id") and golden.get("employee_id") != before.get("employee_id"):
+                # The HRIS issued the id: the ATS and the CRM wait for it.
+                self._event(actor, correlation_id, "person.employee_id_assigned", pid, None,
+                            None, payload=_changes(golden, lineage, ["employee_id"]))  # fmt: skip
             if golden.get("status") == "hired" and before.get("status") != "hired":
                 self._event(actor, correlation_id, "person.hired", pid, None, None)
         for pid in self._new_persons:
@@ -680,6 +694,21 @@ class WorkingSet:
         if after is not None and before is not None:
             published["changed_fields"] = sorted(after)
         self.outbox.append(OutboxEvent(new_id(), action, person_id, published, self.now))
+
+
+def _changes(golden: dict[str, Any], lineage: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """The new values of changed fields and the sources they came from: a subscriber is
+    never sent back what it sent (no echo). Redacted like audit entries."""
+    sources: dict[str, list[str]] = {}
+    for name in fields:
+        origin = lineage.get(name) or {}
+        if "values" in origin:
+            sources[name] = sorted({v["source"] for v in origin["values"]})
+        elif "source" in origin:
+            sources[name] = [origin["source"]]
+        else:
+            sources[name] = []
+    return {"changes": _redact({k: golden.get(k) for k in fields}) or {}, "sources": sources}
 
 
 def _repointed(item: ReviewItem, old: UUID, new: UUID, *, actor: str, at: datetime) -> ReviewItem:

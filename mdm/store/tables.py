@@ -199,6 +199,59 @@ class OutboxRow(Base):
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
 
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "seq",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+
+
+class WebhookSubscriptionRow(Base):
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(Document)  # event types; ["*"] for all
+    system: Mapped[str | None] = mapped_column(String(64))  # the source key it feeds
+    fields: Mapped[list[str] | None] = mapped_column(Document)  # golden fields; None: all
+    scopes: Mapped[list[str]] = mapped_column(Document)  # drive redaction like API keys
+    secret: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # active | disabled
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one subscription: pending -> delivering -> delivered | dead."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("webhook_subscriptions.id"))
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # the webhook-id, stable across retries
+    event_type: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    payload: Mapped[dict[str, Any]] = mapped_column(Document)  # as sent: redacted, filtered
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_order", "subscription_id", "person_id", "event_seq"),
+    )
+
 
 class RejectionRow(Base):
     """Records refused by validation, kept verbatim so nothing sent is lost."""

@@ -6,8 +6,10 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
+from mdm.store.health import HealthRepository
 from mdm.store.registry import RegistryRepository
 from mdm.store.rejections import RejectionRepository
+from mdm.store.webhooks import WebhookRepository
 
 
 class UnitOfWork:
@@ -29,6 +31,8 @@ class UnitOfWork:
         self._transaction = self._conn.begin()
         self.registry = RegistryRepository(self._conn)
         self.rejections = RejectionRepository(self._conn)
+        self.webhooks = WebhookRepository(self._conn)
+        self.health = HealthRepository(self._conn)
         return self
 
     def __exit__(
