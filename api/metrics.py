@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mdm.mapping.profile import CANONICAL_FIELDS
 from mdm.services.context import Registry
+from mdm.services.keys import EXPIRING_WITHIN
 
 CONFIDENCE_BUCKETS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
@@ -135,6 +136,11 @@ class _DatabaseGauges(Collector):
         )
         outbox.add_metric([], _age(lag, now))
         yield outbox
+        with self.registry.database.uow() as uow:
+            expiring = len(uow.keys.expiring(now, now + EXPIRING_WITHIN))
+        keys = GaugeMetricFamily("mdm_api_keys_expiring", "API keys that expire within 30 days")
+        keys.add_metric([], float(expiring))
+        yield keys
 
 
 def _age(at: Any, now: datetime) -> float:

@@ -500,5 +500,106 @@ def health(
     raise typer.Exit(0 if report.healthy else 1)
 
 
+keys_app = typer.Typer(help="API keys (service accounts): create, list, revoke, rotate.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who holds it, e.g. workday-integration")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. records:write,records:read")],
+    source: Annotated[str | None, typer.Option(help="Bind to one source's records")] = None,
+    expires: Annotated[str | None, typer.Option(help="Expiry date, YYYY-MM-DD (UTC)")] = None,
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and only its hash kept."""
+    from datetime import UTC, datetime
+
+    from mdm.model.errors import InvalidRecord
+    from mdm.services.keys import create_key
+
+    expires_at = None
+    if expires:
+        try:
+            expires_at = datetime.fromisoformat(expires).replace(tzinfo=UTC)
+        except ValueError:
+            console.print("[red]--expires: a date as YYYY-MM-DD[/red]")
+            raise typer.Exit(2) from None
+    registry = _registry()
+    try:
+        key, value = create_key(
+            registry, name=name, actor="cli", source=source, expires_at=expires_at,
+            scopes=[s.strip() for s in scopes.split(",") if s.strip()],
+        )  # fmt: skip
+    except InvalidRecord as exc:
+        for issue in exc.errors:
+            console.print(f"[red]{issue.field}: {escape(issue.message)}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        registry.close()
+    console.print(
+        f"created key {key.prefix} ({key.name}); it is shown once, keep it now:", highlight=False
+    )
+    typer.echo(value)
+
+
+@keys_app.command("list")
+def keys_list(
+    expiring: Annotated[bool, typer.Option(help="Only keys expiring within 30 days")] = False,
+) -> None:
+    """Keys with their prefix, scopes, source, expiry, last use; never the keys."""
+    from mdm.services.keys import list_keys
+
+    registry = _registry()
+    try:
+        keys = list_keys(registry, expiring=expiring)
+    finally:
+        registry.close()
+    table = Table()
+    for column in ("prefix", "name", "scopes", "source", "expires", "last used", "state"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(
+            k.prefix, k.name, ",".join(k.scopes), k.source or "-",
+            f"{k.expires_at:%Y-%m-%d}" if k.expires_at else "never",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+            "revoked" if k.revoked_at else "active",
+        )  # fmt: skip
+    Console(width=160).print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or prefix")]) -> None:
+    """Revoke a key: it is refused from the next request on."""
+    from mdm.services.keys import KeyNotFound, revoke_key
+
+    registry = _registry()
+    try:
+        revoked = revoke_key(registry, key)
+    except KeyNotFound as exc:
+        console.print(f"[red]{escape(exc.detail)}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        registry.close()
+    console.print(f"revoked {revoked.prefix} ({revoked.name})")
+
+
+@keys_app.command("rotate")
+def keys_rotate(key: Annotated[str, typer.Argument(help="The key's id or prefix")]) -> None:
+    """Replace a key by a new one with the same name, scopes, source and expiry; the old
+    one is revoked. The new key is printed once, alone on the last line."""
+    from mdm.services.keys import KeyNotFound, rotate_key
+
+    registry = _registry()
+    try:
+        new, value = rotate_key(registry, key, actor="cli")
+    except KeyNotFound as exc:
+        console.print(f"[red]{escape(exc.detail)}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        registry.close()
+    console.print(f"rotated to {new.prefix}; the old key is revoked. The new key, once:")
+    typer.echo(value)
+
+
 if __name__ == "__main__":
     app()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, CorrelationDep, RegistryDep
+from api.deps import ActorDep, CorrelationDep, PrincipalDep, RegistryDep
 from api.schemas import (
     FieldOut,
     HistoryEntryOut,
@@ -19,6 +20,14 @@ from api.schemas import (
     ReviewOut,
 )
 from mdm.model.errors import InvalidCursor
+from mdm.model.person import ReviewItem
+from mdm.model.redaction import (
+    redact,
+    redact_explanation,
+    redact_lineage,
+    redact_mapping,
+    visibility,
+)
 from mdm.services.persons import (
     PersonView,
     explain_field,
@@ -31,12 +40,14 @@ from mdm.services.stewardship import merge_persons
 router = APIRouter(prefix="/v1/persons", tags=["persons"])
 
 
-def person_out(view: PersonView) -> PersonOut:
+def person_out(view: PersonView, scopes: Iterable[str]) -> PersonOut:
+    """The person as the caller may see it: sensitive fields redacted without the scope."""
+    held = frozenset(scopes)
     return PersonOut(
         id=view.id,
         status=view.status,
-        attributes=view.attributes,
-        lineage=view.lineage,
+        attributes=redact(view.attributes, held),
+        lineage=redact_lineage(view.lineage, held),
         records=[
             RecordLinkOut(
                 source=r.source,
@@ -48,7 +59,7 @@ def person_out(view: PersonView) -> PersonOut:
                 linked_at=r.linked_at,
                 version=r.version,
                 updated_at=r.updated_at,
-                mapping=r.mapping,
+                mapping=redact_mapping(r.mapping, held),
             )
             for r in view.records
         ],
@@ -64,16 +75,19 @@ def person_out(view: PersonView) -> PersonOut:
     response_model=PersonOut,
     responses={404: {"description": "Unknown id"}, 410: {"description": "Erased"}},
 )
-async def read_person(person_id: UUID, registry: RegistryDep, actor: ActorDep) -> PersonOut:
+async def read_person(
+    person_id: UUID, registry: RegistryDep, actor: ActorDep, principal: PrincipalDep
+) -> PersonOut:
     """The golden record, its lineage and linked records. A merged-away id answers with the
     person it was merged into (whose `aliases` hold the old id)."""
-    return person_out(get_person(registry, person_id))
+    return person_out(get_person(registry, person_id), principal.scopes)
 
 
 @router.get("", response_model=PersonPage)
 async def search(
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=64)] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
@@ -98,7 +112,9 @@ async def search(
         after=after,
     )
     next_cursor = str(views[limit - 1].id) if len(views) > limit else None
-    return PersonPage(items=[person_out(v) for v in views[:limit]], next_cursor=next_cursor)
+    return PersonPage(
+        items=[person_out(v, principal.scopes) for v in views[:limit]], next_cursor=next_cursor
+    )
 
 
 @router.post(
@@ -115,6 +131,7 @@ async def merge(
     body: MergeIn,
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     correlation_id: CorrelationDep,
 ) -> PersonOut:
     """Merge `other_id` into this person, which keeps its id: the other's records move,
@@ -124,7 +141,7 @@ async def merge(
         registry, person_id, body.other_id, actor=actor, note=body.note,
         correlation_id=correlation_id,
     )  # fmt: skip
-    return person_out(get_person(registry, survivor))
+    return person_out(get_person(registry, survivor), principal.scopes)
 
 
 @router.get(
@@ -136,6 +153,7 @@ async def history(
     person_id: UUID,
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HistoryPage:
@@ -149,7 +167,7 @@ async def history(
         after = int(cursor)
     entries, next_seq = person_history(registry, person_id, after=after, limit=limit)
     return HistoryPage(
-        items=[HistoryEntryOut.model_validate(e, from_attributes=True) for e in entries],
+        items=[_history_entry(e, principal.scopes) for e in entries],
         next_cursor=str(next_seq) if next_seq is not None else None,
     )
 
@@ -160,20 +178,37 @@ async def history(
     responses={404: {"description": "Unknown id"}, 410: {"description": "Erased"}},
 )
 async def field_lineage(
-    person_id: UUID, field: str, registry: RegistryDep, actor: ActorDep
+    person_id: UUID, field: str, registry: RegistryDep, actor: ActorDep, principal: PrincipalDep
 ) -> FieldOut:
     """One golden field explained: its survivorship rule, the record its value came from
     and the values it won over, a steward's choice, and the conflicts raised on it."""
     explained = explain_field(registry, person_id, field)
+    seen = visibility(explained.field, principal.scopes)
+    lineage = redact_lineage({explained.field: explained.lineage}, principal.scopes)
+    value = redact({explained.field: explained.value}, principal.scopes).get(explained.field)
+    choice = explained.choice if seen == "clear" else None
     return FieldOut(
         person_id=explained.person_id,
         field=explained.field,
-        value=explained.value,
+        value=value,
         strategy=explained.rule.strategy.value,
         owners=list(explained.rule.owners),
         immutable=explained.rule.immutable,
         sensitive=explained.rule.sensitive,
-        lineage=explained.lineage,
-        choice=explained.choice,
-        conflicts=[ReviewOut.model_validate(c, from_attributes=True) for c in explained.conflicts],
+        lineage=lineage.get(explained.field, {}),
+        choice=choice,
+        conflicts=[review_out(c, principal.scopes) for c in explained.conflicts],
     )
+
+
+def review_out(item: ReviewItem, scopes: Iterable[str]) -> ReviewOut:
+    out = ReviewOut.model_validate(item, from_attributes=True)
+    out.explanation = redact_explanation(item.explanation, scopes)
+    return out
+
+
+def _history_entry(entry: Any, scopes: Iterable[str]) -> HistoryEntryOut:
+    out = HistoryEntryOut.model_validate(entry, from_attributes=True)
+    out.before = redact(out.before, scopes) if out.before is not None else None
+    out.after = redact(out.after, scopes) if out.after is not None else None
+    return out

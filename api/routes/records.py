@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ValidationError
 
-from api.deps import ActorDep, CorrelationDep, RegistryDep
+from api.deps import ActorDep, CorrelationDep, PrincipalDep, RegistryDep
 from api.problems import problem, problem_of, validation_errors
 from api.responses import json_response
 from api.schemas import (
@@ -22,6 +22,7 @@ from api.schemas import (
     SplitOut,
 )
 from mdm.model.errors import BatchTooLarge, InvalidRecord
+from mdm.model.keys import Principal
 from mdm.model.record import IncomingRecord
 from mdm.services.ingest import IngestFailure, IngestResult, ingest_many, ingest_one
 from mdm.services.match import match_record
@@ -33,6 +34,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid API key"},
     413: {"description": "Body too large"},
 }
+
+
+_FOREIGN = "this key writes records of the source {} only"
+
+
+def own_source(principal: Principal, source: str) -> None:
+    """A key bound to a source acts on that source's records only (no broken object-level
+    authorisation through another source's ids)."""
+    if principal.source is not None and source != principal.source:
+        raise HTTPException(403, _FOREIGN.format(principal.source))
 
 
 def _incoming(body: RecordIn) -> IncomingRecord:
@@ -72,9 +83,11 @@ async def post_record(
     request: Request,
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     correlation_id: CorrelationDep,
 ) -> Response:
     """Ingest one record: normalise, match, link it to a person and return the decision."""
+    own_source(principal, body.source)
     metrics = request.app.state.metrics
     try:
         result = ingest_one(registry, _incoming(body), actor=actor, correlation_id=correlation_id)
@@ -91,6 +104,7 @@ async def post_batch(
     request: Request,
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     correlation_id: CorrelationDep,
 ) -> Response:
     """Ingest up to 1,000 records in order, one result per record; a bad record fails alone."""
@@ -101,7 +115,17 @@ async def post_batch(
     accepted: list[tuple[int, IncomingRecord]] = []
     for i, raw in enumerate(body.records):
         try:
-            accepted.append((i, _incoming(RecordIn.model_validate(raw))))
+            record = RecordIn.model_validate(raw)
+            if principal.source is not None and record.source != principal.source:
+                results[i] = BatchItem(
+                    source=record.source,
+                    source_id=record.source_id,
+                    error=problem(403, _FOREIGN.format(principal.source), title="Forbidden",
+                                  errors=[{"field": f"records.{i}.source",
+                                           "message": _FOREIGN.format(principal.source)}]),
+                )  # fmt: skip
+                continue
+            accepted.append((i, _incoming(record)))
         except ValidationError as exc:
             errors = [
                 {"field": f"records.{i}.{e['field']}", "message": e["message"]}
@@ -187,11 +211,13 @@ async def split(
     body: SplitIn,
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     correlation_id: CorrelationDep,
 ) -> SplitOut:
     """Move one record out of its person, to a new person or to `person_id`: both golden
     records are rebuilt, the link becomes manual, and the two persons are recorded as not a
     match so no automatic decision puts the record back. Emits `person.split`."""
+    own_source(principal, source)
     result = split_record(
         registry, source, source_id, actor=actor, into=body.person_id, note=body.note,
         correlation_id=correlation_id,

@@ -8,9 +8,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, CorrelationDep, RegistryDep
+from api.deps import ActorDep, CorrelationDep, PrincipalDep, RegistryDep
 from api.routes.records import result_out
 from api.schemas import RejectionOut, RejectionPage, ReplayOut
+from mdm.model.errors import RejectionNotFound
+from mdm.model.keys import Principal
 from mdm.model.rejection import Rejection
 from mdm.services.rejections import (
     RejectionFilter,
@@ -30,6 +32,7 @@ def rejection_out(r: Rejection) -> RejectionOut:
 async def rejections(
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     source: Annotated[str | None, Query(max_length=64)] = None,
     field: Annotated[
         str | None,
@@ -46,6 +49,8 @@ async def rejections(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RejectionPage:
     """Refused records, newest first, each with every reason and the payload as posted."""
+    if principal.source is not None:
+        source = principal.source  # a source's key sees its own rejections only
     page = list_rejections(
         registry,
         RejectionFilter(source=source, field=field, status=status, since=since, until=until),
@@ -56,8 +61,17 @@ async def rejections(
 
 
 @router.get("/{rejection_id}", response_model=RejectionOut, responses={404: {}})
-async def rejection(rejection_id: UUID, registry: RegistryDep, actor: ActorDep) -> RejectionOut:
-    return rejection_out(get_rejection(registry, rejection_id))
+async def rejection(
+    rejection_id: UUID, registry: RegistryDep, actor: ActorDep, principal: PrincipalDep
+) -> RejectionOut:
+    return rejection_out(_own(principal, get_rejection(registry, rejection_id)))
+
+
+def _own(principal: Principal, rejection: Rejection) -> Rejection:
+    """Another source's rejection is not found, rather than forbidden: its id says nothing."""
+    if principal.source is not None and rejection.source != principal.source:
+        raise RejectionNotFound(rejection.id)
+    return rejection
 
 
 @router.post(
@@ -69,11 +83,16 @@ async def rejection(rejection_id: UUID, registry: RegistryDep, actor: ActorDep) 
     },
 )
 async def replay(
-    rejection_id: UUID, registry: RegistryDep, actor: ActorDep, correlation_id: CorrelationDep
+    rejection_id: UUID,
+    registry: RegistryDep,
+    actor: ActorDep,
+    principal: PrincipalDep,
+    correlation_id: CorrelationDep,
 ) -> ReplayOut:
     """Ingest the kept payload again through its source's current profile (after the
     profile, or the source's configuration, was fixed). Replaying a rejection already
     replayed changes nothing."""
+    _own(principal, get_rejection(registry, rejection_id))
     stored, result = replay_rejection(
         registry, rejection_id, actor=actor, correlation_id=correlation_id
     )

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from api.deps import ActorDep, CorrelationDep, RegistryDep
-from api.routes.persons import person_out
-from api.schemas import ResolutionOut, ResolveIn, ReviewDetailOut, ReviewOut, ReviewPage
+from api.deps import ActorDep, CorrelationDep, PrincipalDep, RegistryDep
+from api.routes.persons import person_out, review_out
+from api.schemas import ResolutionOut, ResolveIn, ReviewDetailOut, ReviewPage
 from mdm.services.reviews import ReviewFilter, list_reviews
 from mdm.services.stewardship import resolve_review, review_detail
 
@@ -21,6 +21,7 @@ router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 async def reviews(
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     status: Literal["open", "merged", "distinct", "resolved"] | None = "open",
     kind: Literal["match", "conflict"] | None = None,
     source: Annotated[
@@ -54,7 +55,7 @@ async def reviews(
     )
     page = list_reviews(registry, filters, sort=sort, cursor=cursor, limit=limit)
     return ReviewPage(
-        items=[ReviewOut.model_validate(i, from_attributes=True) for i in page.items],
+        items=[review_out(i, principal.scopes) for i in page.items],
         next_cursor=page.next_cursor,
         counts=page.counts,
     )
@@ -65,14 +66,16 @@ async def reviews(
     response_model=ReviewDetailOut,
     responses={404: {"description": "Unknown review item"}},
 )
-async def read_review(review_id: UUID, registry: RegistryDep, actor: ActorDep) -> ReviewDetailOut:
+async def read_review(
+    review_id: UUID, registry: RegistryDep, actor: ActorDep, principal: PrincipalDep
+) -> ReviewDetailOut:
     """The item, its per-attribute comparison (`explanation.comparisons`: level and match
     weight), and both persons as they are now."""
     detail = review_detail(registry, review_id)
     return ReviewDetailOut(
-        **ReviewOut.model_validate(detail.item, from_attributes=True).model_dump(),
-        person_a_detail=person_out(detail.person_a),
-        person_b_detail=person_out(detail.person_b),
+        **review_out(detail.item, principal.scopes).model_dump(),
+        person_a_detail=person_out(detail.person_a, principal.scopes),
+        person_b_detail=person_out(detail.person_b, principal.scopes),
     )
 
 
@@ -89,6 +92,7 @@ async def resolve(
     body: ResolveIn,
     registry: RegistryDep,
     actor: ActorDep,
+    principal: PrincipalDep,
     correlation_id: CorrelationDep,
 ) -> ResolutionOut:
     """Merge the two persons, or record that they are distinct: the pair is then never
@@ -107,6 +111,6 @@ async def resolve(
         correlation_id=correlation_id,
     )
     return ResolutionOut(
-        review=ReviewOut.model_validate(resolution.item, from_attributes=True),
+        review=review_out(resolution.item, principal.scopes),
         person_id=resolution.person_id,
     )

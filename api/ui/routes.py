@@ -16,7 +16,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.deps import actor_for_key
 from api.ui.session import COOKIE, LIFETIME_SECONDS, Session, csrf_ok, issue, read
 from mdm.model.errors import (
     InvalidRecord,
@@ -27,6 +26,7 @@ from mdm.model.errors import (
     StaleDecision,
 )
 from mdm.services.context import Registry
+from mdm.services.keys import authenticate
 from mdm.services.persons import get_person, person_history, search_persons
 from mdm.services.reviews import ReviewFilter, list_reviews
 from mdm.services.stewardship import resolve_review, review_detail, split_record
@@ -87,11 +87,12 @@ async def login(request: Request) -> Response:
     form = await request.form()
     key = form.get("key")
     registry = _registry(request)
-    actor = actor_for_key(registry, key) if isinstance(key, str) and key else None
+    principal = authenticate(registry, key) if isinstance(key, str) and key else None
     secret = registry.settings.admin_key
-    if actor is None or not secret:
+    # The pages are the stewards': a key without reviews:resolve does not sign in.
+    if principal is None or not principal.holds("reviews:resolve") or not secret:
         return RedirectResponse("/ui/login?failed=true", status_code=303)
-    cookie, _ = issue(actor, secret)
+    cookie, _ = issue(principal.name, secret)
     response = RedirectResponse("/ui/reviews", status_code=303)
     response.set_cookie(
         COOKIE, cookie, max_age=LIFETIME_SECONDS, httponly=True, samesite="strict",

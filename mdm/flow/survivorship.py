@@ -14,6 +14,7 @@ a `Conflict` for a steward, and the golden value stays until one is accepted.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -144,10 +145,14 @@ class Conflict:
     def key(self) -> str:
         """The same pair, whichever side is kept: a conflict a steward resolved stays
         resolved."""
+        # A digest, not the values: the key is stored and shown with the review item, and
+        # the values may be pay or a national id.
         sides = sorted(
-            f"{c.source}\x1f{c.source_id}\x1f{_canonical(c.value)}" for c in (self.kept, self.other)
+            f"{c.source}\x1f{c.source_id}\x1f{_canonical(c.value)!r}"
+            for c in (self.kept, self.other)
         )
-        return f"{self.field}\x1e{sides[0]}\x1e{sides[1]}"
+        digest = hashlib.sha256("\x1e".join(sides).encode()).hexdigest()[:32]
+        return f"{self.field}:{digest}"
 
 
 @dataclass(slots=True)

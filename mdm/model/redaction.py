@@ -33,3 +33,59 @@ def redact(values: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
         elif name == "national_id" and isinstance(value, str) and value:
             out[name] = "*" * max(len(value) - 4, 0) + value[-4:]
     return out
+
+
+def visibility(field: str, scopes: Iterable[str]) -> str:
+    """clear | masked | hidden: how `field` shows to a holder of `scopes`."""
+    held = set(scopes)
+    needed = SENSITIVE_FIELDS.get(field)
+    if needed is None or ADMIN_SCOPE in held or needed in held:
+        return "clear"
+    return "masked" if field == "national_id" else "hidden"
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str) and value:
+        return "*" * max(len(value) - 4, 0) + value[-4:]
+    return None
+
+
+def redact_lineage(lineage: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
+    """Lineage keeps where a value came from; the values it names follow `redact`."""
+    held = set(scopes)
+    out: dict[str, Any] = {}
+    for field, entry in lineage.items():
+        seen = visibility(field, held)
+        if seen == "hidden":
+            continue
+        if seen == "masked" and isinstance(entry, Mapping):
+            entry = {
+                **entry,
+                "candidates": [
+                    {**c, "value": _mask(c.get("value"))} for c in entry.get("candidates", [])
+                ],
+            }
+        out[field] = entry
+    return out
+
+
+def redact_mapping(mapping: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
+    """A record's mapping notes without the source values of fields the caller may not see."""
+    held = set(scopes)
+    out = dict(mapping)
+    for part in ("values", "unmapped", "truncated"):
+        if isinstance(mapping.get(part), Mapping):
+            out[part] = {f: v for f, v in mapping[part].items() if visibility(f, held) == "clear"}
+    return out
+
+
+def redact_explanation(explanation: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
+    """A conflict item on a sensitive field shows where the values came from, not them."""
+    field = explanation.get("field")
+    if not isinstance(field, str) or visibility(field, scopes) == "clear":
+        return dict(explanation)
+    out = dict(explanation)
+    for side in ("kept", "other"):
+        if isinstance(out.get(side), Mapping):
+            out[side] = {**out[side], "value": _mask(out[side].get("value"))}
+    return out

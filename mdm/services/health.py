@@ -19,6 +19,7 @@ from mdm.flow.volume import judge_volume
 from mdm.model.ids import new_id
 from mdm.model.person import AuditEvent, OutboxEvent
 from mdm.services.context import Registry
+from mdm.services.keys import EXPIRING_WITHIN
 
 FAILURE_RATE = 0.05  # of the last 24 hours' records refused
 MIN_ATTEMPTS = 20  # fewer records: too few to judge a rate
@@ -58,6 +59,7 @@ class SyncHealth:
     sources: list[SourceHealth]
     webhooks: list[dict[str, Any]]
     problems: list[Problem]
+    expiring_keys: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -83,6 +85,7 @@ class SyncHealth:
                 for s in self.sources
             ],
             "webhooks": self.webhooks,
+            "expiring_keys": self.expiring_keys,
         }
 
 
@@ -97,6 +100,7 @@ def sync_health(registry: Registry, *, now: datetime | None = None) -> SyncHealt
         received = uow.health.received_since(day_ago)
         rejected = uow.health.rejected_since(day_ago)
         webhooks = uow.health.webhook_trouble(day_ago)
+        expiring = uow.keys.expiring(now, now + EXPIRING_WITHIN)
     kinds = registry.source_kinds
     keys = sorted(set(kinds) | set(last) | set(received) | {s for s in rejected if s})
     counts: dict[tuple[str, str | None], dict[date, int]] = defaultdict(lambda: defaultdict(int))
@@ -168,7 +172,21 @@ def sync_health(registry: Registry, *, now: datetime | None = None) -> SyncHealt
                     f"webhook {hook['url']}: {', '.join(trouble)}",
                 )
             )
-    return SyncHealth(now, sources, webhooks, problems)
+    for api_key in expiring:
+        assert api_key.expires_at is not None
+        problems.append(
+            Problem(
+                f"key:{api_key.prefix}:{today}",
+                "key_expiring",
+                f"API key {api_key.prefix} ({api_key.name}) expires on "
+                f"{api_key.expires_at:%Y-%m-%d}: rotate it (mdm keys rotate)",
+            )
+        )
+    return SyncHealth(
+        now, sources, webhooks, problems,
+        [{"prefix": k.prefix, "name": k.name, "expires_at": k.expires_at.isoformat()}
+         for k in expiring if k.expires_at],
+    )  # fmt: skip
 
 
 def raise_alerts(registry: Registry, health: SyncHealth) -> list[Problem]:

@@ -253,6 +253,24 @@ class WebhookDeliveryRow(Base):
     )
 
 
+class ApiKeyRow(Base):
+    """Service accounts: only a hash of each key is kept, found by its public prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[list[str]] = mapped_column(Document)
+    source: Mapped[str | None] = mapped_column(String(64))  # may write this source only
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
 class RejectionRow(Base):
     """Records refused by validation, kept verbatim so nothing sent is lost."""
 

@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from mdm.store.health import HealthRepository
+from mdm.store.keys import KeyRepository
 from mdm.store.registry import RegistryRepository
 from mdm.store.rejections import RejectionRepository
 from mdm.store.webhooks import WebhookRepository
@@ -33,6 +34,7 @@ class UnitOfWork:
         self.rejections = RejectionRepository(self._conn)
         self.webhooks = WebhookRepository(self._conn)
         self.health = HealthRepository(self._conn)
+        self.keys = KeyRepository(self._conn)
         return self
 
     def __exit__(

@@ -229,3 +229,23 @@ def test_a_bad_profile_stops_the_command_naming_file_and_line(
     assert f"{tmp_path / 'acme.toml'}:6: fields.family_name.paht: unknown key" in " ".join(
         result.output.split()
     )
+
+
+def test_keys_are_created_listed_rotated_and_revoked(database: str) -> None:
+    created = runner.invoke(
+        app, ["keys", "create", "--name", "workday", "--scopes", "records:write,records:read",
+              "--source", "hris", "--expires", "2026-12-15"],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("mdm_")
+    prefix = key.split("_")[1]
+    listed = runner.invoke(app, ["keys", "list"])
+    assert prefix in listed.stdout and key not in listed.stdout  # never the key itself
+    rotated = runner.invoke(app, ["keys", "rotate", prefix])
+    assert rotated.exit_code == 0
+    assert rotated.stdout.strip().splitlines()[-1].startswith("mdm_")
+    assert runner.invoke(app, ["keys", "revoke", prefix]).exit_code == 0
+    assert runner.invoke(app, ["keys", "revoke", "nope"]).exit_code == 2
+    bad = runner.invoke(app, ["keys", "create", "--name", "x", "--scopes", "root"])
+    assert bad.exit_code == 2
