@@ -7,6 +7,7 @@ published the same way.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from mdm.model.errors import (
     ReviewNotFound,
     StaleDecision,
 )
+from mdm.model.redaction import redact, redact_explanation, redact_lineage
 from mdm.services.context import Registry
 from mdm.services.keys import authenticate
-from mdm.services.persons import get_person, person_history, search_persons
+from mdm.services.persons import PersonView, get_person, person_history, search_persons
 from mdm.services.reviews import ReviewFilter, list_reviews
 from mdm.services.stewardship import resolve_review, review_detail, split_record
 
@@ -92,7 +94,7 @@ async def login(request: Request) -> Response:
     # The pages are the stewards': a key without reviews:resolve does not sign in.
     if principal is None or not principal.holds("reviews:resolve") or not secret:
         return RedirectResponse("/ui/login?failed=true", status_code=303)
-    cookie, _ = issue(principal.name, secret)
+    cookie, _ = issue(principal.name, secret, scopes=principal.scopes)
     response = RedirectResponse("/ui/reviews", status_code=303)
     response.set_cookie(
         COOKIE, cookie, max_age=LIFETIME_SECONDS, httponly=True, samesite="strict",
@@ -141,7 +143,15 @@ async def queue(
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
 async def compare(request: Request, review_id: UUID, stale: bool = False) -> Response:
     session = _session(request)
-    detail = review_detail(_registry(request), review_id)
+    found = review_detail(_registry(request), review_id)
+    detail = replace(
+        found,
+        item=replace(
+            found.item, explanation=redact_explanation(found.item.explanation, session.scopes)
+        ),
+        person_a=_visible(found.person_a, session.scopes),
+        person_b=_visible(found.person_b, session.scopes),
+    )
     a, b = detail.person_a.attributes, detail.person_b.attributes
     fields = [k for k in _FIELD_ORDER if k in a or k in b] + sorted(
         k for k in a.keys() | b.keys() if k not in _FIELD_ORDER
@@ -177,11 +187,20 @@ async def resolve(request: Request, review_id: UUID) -> Response:
     return RedirectResponse(f"/ui/reviews?done={said}", status_code=303)
 
 
+def _visible(view: PersonView, scopes: frozenset[str]) -> PersonView:
+    """The person as the signed-in steward's key may see it."""
+    return replace(
+        view,
+        attributes=redact(view.attributes, scopes),
+        lineage=redact_lineage(view.lineage, scopes),
+    )
+
+
 @router.get("/persons/{person_id}", response_class=HTMLResponse)
 async def person(request: Request, person_id: UUID, done: str | None = None) -> Response:
     session = _session(request)
     registry = _registry(request)
-    view = get_person(registry, person_id)
+    view = _visible(get_person(registry, person_id), session.scopes)
     history, _ = person_history(registry, view.id, limit=200)
     return _page(
         request, "person.html", session, person=view, history=list(reversed(history)), done=done
@@ -215,7 +234,8 @@ async def search(request: Request, q: str = "") -> Response:
             else "name"
         )
         try:
-            results = search_persons(_registry(request), **{kind: query}, limit=50)  # type: ignore[arg-type]
+            found = search_persons(_registry(request), **{kind: query}, limit=50)  # type: ignore[arg-type]
+            results = [_visible(v, session.scopes) for v in found]
         except InvalidRecord as exc:
             error = "; ".join(e.message for e in exc.errors) or exc.detail
     return _page(request, "search.html", session, q=query, results=results, error=error)

@@ -24,19 +24,21 @@ class Session:
     actor: str
     csrf: str
     expires: int
+    scopes: frozenset[str] = frozenset()  # the signing-in key's: they drive redaction
 
 
 def _key(secret: str) -> bytes:
     return hashlib.sha256(b"mdm-ui-session:" + secret.encode()).digest()
 
 
-def issue(actor: str, secret: str, now: float | None = None) -> tuple[str, Session]:
+def issue(
+    actor: str, secret: str, now: float | None = None, scopes: frozenset[str] = frozenset()
+) -> tuple[str, Session]:
     session = Session(
-        actor, secrets.token_urlsafe(24), int((now or time.time()) + LIFETIME_SECONDS)
+        actor, secrets.token_urlsafe(24), int((now or time.time()) + LIFETIME_SECONDS), scopes
     )
-    payload = base64.urlsafe_b64encode(
-        json.dumps({"a": session.actor, "c": session.csrf, "e": session.expires}).encode()
-    ).decode()
+    data = {"a": session.actor, "c": session.csrf, "e": session.expires, "s": sorted(scopes)}
+    payload = base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
     signature = hmac.new(_key(secret), payload.encode(), hashlib.sha256).hexdigest()
     return f"{payload}.{signature}", session
 
@@ -51,7 +53,9 @@ def read(cookie: str | None, secret: str | None, now: float | None = None) -> Se
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(payload))
-        session = Session(str(data["a"]), str(data["c"]), int(data["e"]))
+        session = Session(
+            str(data["a"]), str(data["c"]), int(data["e"]), frozenset(data.get("s") or ())
+        )
     except (ValueError, KeyError, TypeError):
         return None
     return session if session.expires > (now or time.time()) else None
