@@ -72,10 +72,12 @@ DEFAULT_RULES: Mapping[str, FieldRule] = {
 FALLBACK_RULE = FieldRule(Strategy.MOST_RECENT)
 
 
+_LIST_OF = {"email": "emails", "phone": "phones"}
+
+
 def field_rule(name: str, rules: Mapping[str, FieldRule] = DEFAULT_RULES) -> FieldRule:
     """The rule `build_golden` applies to a field (`email` and `phone` feed the lists)."""
-    name = {"email": "emails", "phone": "phones"}.get(name, name)
-    return rules.get(name, FALLBACK_RULE)
+    return rules.get(_LIST_OF.get(name, name), FALLBACK_RULE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +100,13 @@ class Candidate:
     version: int
     updated_at: datetime
     kind: str | None
+    # The record's origin as lineage shows it, built once per record, not per field.
+    shown: dict[str, Any] | None = field(default=None, compare=False)
 
     def origin(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "source_id": self.source_id,
-            "kind": self.kind,
-            "version": self.version,
-            "updated_at": self.updated_at.isoformat(),
-        }
+        if self.shown is not None:
+            return self.shown
+        return _origin_of(self.source, self.source_id, self.kind, self.version, self.updated_at)
 
     def described(self) -> dict[str, Any]:
         return {"value": self.value, **self.origin()}
@@ -170,6 +170,9 @@ def build_golden(
     """The golden attributes, their lineage and the conflicts; a pure function."""
     candidates: dict[str, list[Candidate]] = {}
     for record in records:
+        shown = _origin_of(
+            record.source, record.source_id, record.kind, record.version, record.updated_at
+        )
         for name, value in record.attributes.items():
             if value is None or value == [] or value == "":
                 continue
@@ -181,6 +184,7 @@ def build_golden(
                     record.version,
                     record.updated_at,
                     record.kind,
+                    shown,
                 )
             )
     out = Golden()
@@ -190,8 +194,12 @@ def build_golden(
         if rule.strategy is Strategy.UNION or name in MULTI_VALUED:
             _union(name, rule, found, out)
             continue
-        chosen, why = _choose(rule, found)
-        choice = (choices or {}).get(name)
+        if len(found) == 1:
+            # Most fields of most persons have one value: no ranking, no conflict.
+            chosen, why = found[0], _single_rule(rule, found[0])
+        else:
+            chosen, why = _choose(rule, found)
+        choice = choices.get(name) if choices else None
         if choice is not None:
             accepted = next(
                 (
@@ -208,11 +216,41 @@ def build_golden(
         out.lineage[name] = {
             "rule": why,
             **chosen.origin(),
-            "candidates": [c.described() for c in _by_recency(found) if c is not chosen],
+            "candidates": [c.described() for c in _by_recency(found) if c is not chosen]
+            if len(found) > 1
+            else [],
         }
-        for other in _conflicting(rule, chosen, found):
-            out.conflicts.append(Conflict(name, chosen, other))
+        if len(found) > 1:
+            for other in _conflicting(rule, chosen, found):
+                out.conflicts.append(Conflict(name, chosen, other))
     return out
+
+
+def _single_rule(rule: FieldRule, only: Candidate) -> str:
+    """The rule name `_choose` would give a lone candidate."""
+    strategy = rule.strategy
+    if strategy is Strategy.MOST_RECENT or (
+        strategy is Strategy.SOURCE_PRIORITY and not rule.owners
+    ):
+        return "most_recent"
+    if strategy is Strategy.MOST_FREQUENT:
+        return "most_frequent"
+    owned = only.kind in rule.owners
+    if strategy is Strategy.FIRST_SEEN:
+        return "first_seen" if owned or not rule.owners else "first_seen_fallback"
+    return "source_priority" if owned else "source_priority_fallback"
+
+
+def _origin_of(
+    source: str, source_id: str, kind: str | None, version: int, at: datetime
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "source_id": source_id,
+        "kind": kind,
+        "version": version,
+        "updated_at": at.isoformat(),
+    }
 
 
 def _recency(c: Candidate) -> tuple[datetime, str, str]:
@@ -293,7 +331,7 @@ def _union(name: str, rule: FieldRule, found: list[Candidate], out: Golden) -> N
     """Every value, each once; the primary (first) is the owners' most recent value, the
     rest follow from the most recent."""
     items: list[Candidate] = [
-        Candidate(item, c.source, c.source_id, c.version, c.updated_at, c.kind)
+        Candidate(item, c.source, c.source_id, c.version, c.updated_at, c.kind, c.shown)
         for c in found
         for item in c.value
     ]
