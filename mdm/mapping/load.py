@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,6 +40,7 @@ from mdm.mapping.transform import CASES, PERIODS, DateFormat, check_locale, curr
 SHIPPED_PROFILES = Path(__file__).with_name("profiles")
 SOURCE_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 Loc = tuple[str | int, ...]
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ProfileError(ValueError):
@@ -156,20 +157,7 @@ def load_profile(file: Path) -> Source:
 
 def parse_profile(text: str, origin: str) -> Source:
     """Parse and check one profile; raise `ProfileError` naming each fault's line."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None) or _line_of_message(str(exc))
-        raise ProfileError([f"{origin}:{line or 1}: not valid TOML: {exc}"]) from None
-    try:
-        model = _ProfileFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ProfileError(
-            [
-                _fault_line(text, origin, tuple(_loc(e["loc"])), _pydantic_message(e))
-                for e in exc.errors()
-            ]
-        ) from None
+    model = _read(text, origin, _ProfileFile)
     faults: list[str] = []
     source: Source | None = None
     try:
@@ -179,6 +167,24 @@ def parse_profile(text: str, origin: str) -> Source:
     if faults or source is None:
         raise ProfileError(faults)
     return source
+
+
+def _read(text: str, origin: str, schema: type[_Model]) -> _Model:
+    """A TOML file checked against `schema`; `ProfileError` naming each fault's line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _line_of_message(str(exc))
+        raise ProfileError([f"{origin}:{line or 1}: not valid TOML: {exc}"]) from None
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(
+            [
+                _fault_line(text, origin, tuple(_loc(e["loc"])), _pydantic_message(e))
+                for e in exc.errors()
+            ]
+        ) from None
 
 
 def _loc(loc: Iterable[Any]) -> list[str | int]:
@@ -488,20 +494,7 @@ def load_rules(file: Path) -> dict[str, FieldRule]:
     is refused naming the line, like a bad profile."""
     text = file.read_text(encoding="utf-8")
     origin = str(file)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None) or _line_of_message(str(exc))
-        raise ProfileError([f"{origin}:{line or 1}: not valid TOML: {exc}"]) from None
-    try:
-        model = _RulesFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ProfileError(
-            [
-                _fault_line(text, origin, tuple(_loc(e["loc"])), _pydantic_message(e))
-                for e in exc.errors()
-            ]
-        ) from None
+    model = _read(text, origin, _RulesFile)
     rules = dict(DEFAULT_RULES)
     faults = []
     for name, rule in model.fields.items():

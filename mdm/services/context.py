@@ -28,6 +28,9 @@ class Registry:
         # Profiles are read and checked here, at start-up: a bad one stops the process
         # with its file and line rather than failing records one by one later.
         self.sources = sources if sources is not None else sources_of(settings)
+        # Source key -> kind (crm, ats, hris): who owns which golden field. Read on every
+        # unit of work; the sources are fixed for the life of the process.
+        self.source_kinds: dict[str, str] = {s.key: s.kind.value for s in self.sources}
         self.mapping_stats = MappingStats()
         self.rules = (
             load_rules(settings.survivorship_file) if settings.survivorship_file else DEFAULT_RULES
@@ -57,11 +60,6 @@ class Registry:
         with self.database.uow() as uow:
             raw = uow.registry.active_model()
         return ModelParameters.from_json(raw) if raw else None
-
-    @property
-    def source_kinds(self) -> dict[str, str]:
-        """Source key -> kind (crm, ats, hris): who owns which golden field."""
-        return {s.key: s.kind.value for s in self.sources}
 
     @property
     def thresholds(self) -> Thresholds:

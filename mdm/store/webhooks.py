@@ -19,7 +19,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
-    func,
     insert,
     or_,
     select,
@@ -45,13 +44,6 @@ class WebhookRepository:
     # -- subscriptions ----------------------------------------------------------------------
     def insert_subscription(self, s: Subscription) -> None:
         self.conn.execute(insert(subscriptions_t).values(_subscription_values(s)))
-
-    def update_subscription(self, s: Subscription) -> None:
-        values = _subscription_values(s)
-        del values["id"]
-        self.conn.execute(
-            update(subscriptions_t).where(subscriptions_t.c.id == s.id).values(values)
-        )
 
     def get_subscription(self, subscription_id: UUID) -> Subscription | None:
         row = self.conn.execute(
@@ -192,12 +184,6 @@ class WebhookRepository:
             .where(deliveries_t.c.id == delivery_id)
             .values(status="pending", next_attempt_at=at, lease_until=None, attempts=0)
         )
-
-    def counts(self) -> dict[str, int]:
-        rows = self.conn.execute(
-            select(deliveries_t.c.status, func.count()).group_by(deliveries_t.c.status)
-        )
-        return {status: int(n) for status, n in rows}
 
 
 def _subscription_values(s: Subscription) -> dict[str, Any]:
