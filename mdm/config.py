@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mdm.crypto import KeyRing, new_key
 
 
 class Settings(BaseSettings):
@@ -25,8 +31,13 @@ class Settings(BaseSettings):
     max_block_size: int = Field(default=50, ge=1)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=1000, ge=1)
-    # Keyed hash for the national-id blind index; set it in production.
-    blind_index_key: str = "mdm-development-blind-index-key"
+    # National ids are sealed at rest with the first key of MDM_DATA_KEYS
+    # ("id:base64key,id:base64key"; the others still open older values), and found by a
+    # keyed hash under its own key, MDM_BLIND_INDEX_KEY. Unset (development), both are
+    # generated once and kept in a git-ignored local file; set them in production.
+    data_keys: str = ""
+    blind_index_key: str = ""
+    secrets_file: Path = Path(".mdm-secrets")
     db_pool_size: int = Field(default=10, ge=1)
     # Source mapping profiles (TOML). The shipped ones (greenhouse, workday, salesforce)
     # load first; files in MDM_PROFILES_DIR add sources or replace one of the same key.
@@ -52,6 +63,59 @@ class Settings(BaseSettings):
         if self.review_threshold > self.auto_merge_threshold:
             raise ValueError("MDM_REVIEW_THRESHOLD must not exceed MDM_AUTO_MERGE_THRESHOLD")
         return self
+
+    @model_validator(mode="after")
+    def _keys(self) -> Settings:
+        if not self.data_keys or not self.blind_index_key:
+            local = _local_secrets(self.secrets_file)
+            self.data_keys = self.data_keys or local["data_keys"]
+            self.blind_index_key = self.blind_index_key or local["blind_index_key"]
+        keyring(self.data_keys)  # a bad setting fails at start, not at the first write
+        return self
+
+    @property
+    def keyring(self) -> KeyRing:
+        return keyring(self.data_keys)
+
+
+@lru_cache(maxsize=8)
+def keyring(spec: str) -> KeyRing:
+    return KeyRing.parse(spec)
+
+
+def _local_secrets(path: Path) -> dict[str, str]:
+    """Development keys, generated once per checkout and shared by every process using it.
+
+    Written to a temporary file and linked into place, so that processes starting together
+    all end up with the one set that won."""
+    for _ in range(50):
+        try:
+            found = json.loads(path.read_text())
+            if found.get("data_keys") and found.get("blind_index_key"):
+                return {k: str(found[k]) for k in ("data_keys", "blind_index_key")}
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: unreadable ({exc}); set MDM_DATA_KEYS") from None
+        else:
+            raise ValueError(f"{path}: incomplete; set MDM_DATA_KEYS and MDM_BLIND_INDEX_KEY")
+        fresh = {"data_keys": f"dev1:{new_key()}", "blind_index_key": new_key()}
+        fd, temp = tempfile.mkstemp(prefix=".mdm-secrets-", dir=path.parent or ".")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(fresh, handle)
+            os.link(temp, path)
+            logging.getLogger(__name__).warning(
+                "development keys generated and kept in %s; set MDM_DATA_KEYS and "
+                "MDM_BLIND_INDEX_KEY in production",
+                path,
+            )
+            return fresh
+        except FileExistsError:
+            continue
+        finally:
+            os.unlink(temp)
+    raise ValueError(f"{path}: could not be read or created")
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from mdm.flow.decide import Candidate, Decision, Thresholds, decide
 from mdm.flow.normalise import normalise
 from mdm.flow.score import FellegiSunterScorer
 from mdm.model.record import IncomingRecord, MatchFeatures
+from mdm.services.context import Registry
 
 _ids = itertools.count(1)
 BLIND_KEY = Settings().blind_index_key
@@ -59,3 +60,18 @@ def decide_pair(a: dict[str, Any], b: dict[str, Any], *, exact: tuple[str, ...] 
     """The decision for a record `a` against one person holding record `b` (shipped model)."""
     score = FellegiSunterScorer().score(features(**a), features(**b))
     return decide([Candidate(uuid.uuid4(), score, exact)], Thresholds())
+
+
+def audit_trail(registry: Registry, *actions: str) -> list[dict[str, Any]]:
+    """The audit events (all, or those of `actions`) as the registry reads them: a person
+    event's values opened under the person's key."""
+    from sqlalchemy import select
+
+    from mdm.store.tables import AuditEventRow
+
+    with registry.database.uow() as uow:
+        stmt = select(AuditEventRow.__table__).order_by(AuditEventRow.seq)
+        if actions:
+            stmt = stmt.where(AuditEventRow.action.in_(actions))
+        rows = [dict(r._mapping) for r in uow.registry.conn.execute(stmt)]
+        return uow.registry.open_audit(rows)

@@ -9,7 +9,7 @@ documents the fields, so one mapper serves every source.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -194,6 +194,18 @@ class Profile:
 
     def spec(self, name: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def locations(self, data: Any, names: Iterable[str]) -> tuple[str, ...]:
+        """Where in a payload the fields `names` are read from (``data.Personal.SSN``):
+        found whether or not the payload maps, so a refused payload is kept as safely."""
+        wanted = set(names)
+        return tuple(
+            where
+            for spec in self.fields
+            if spec.name in wanted
+            for path in spec.paths
+            for where, _ in path.find(data)
+        )
 
 
 @dataclass(frozen=True, slots=True)

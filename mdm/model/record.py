@@ -84,6 +84,8 @@ class NormalisedRecord:
     # What the source's profile did to the payload: enum source values, truncations, pay
     # conversions. Kept with the record so every canonical value can be traced back.
     mapping: dict[str, Any] = field(default_factory=dict)
+    # Locations in the payload of values never stored in clear (national ids).
+    sealed: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:

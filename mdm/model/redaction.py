@@ -16,6 +16,9 @@ SENSITIVE_FIELDS: Mapping[str, str] = {
     "interview_feedback": SENSITIVE_SCOPE,
     "compensation": COMPENSATION_SCOPE,
 }
+# Fields never stored in clear: sealed in every document the database keeps (see
+# mdm/store/sealing.py) and matched through a keyed blind index instead.
+ENCRYPTED_FIELDS: tuple[str, ...] = ("national_id",)
 
 
 def redact(values: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from mdm.mapping.profile import Sources
 from mdm.mapping.stats import MappingStats
 from mdm.services.working_set import GenericKeys
 from mdm.store.db import make_engine
+from mdm.store.sealing import Sealer
 from mdm.store.uow import Database
 
 
@@ -41,7 +42,7 @@ class Registry:
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-        return cls(database=Database(engine), settings=settings)
+        return cls(database=Database(engine, Sealer(settings.keyring)), settings=settings)
 
     @property
     def scorer(self) -> Scorer:

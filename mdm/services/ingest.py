@@ -24,7 +24,7 @@ from mdm.model.record import IncomingRecord, NormalisedRecord
 from mdm.model.rejection import Rejection
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
-from mdm.services.sources import prepare
+from mdm.services.sources import prepare, sealed_locations
 from mdm.services.working_set import WorkingSet
 
 
@@ -166,7 +166,7 @@ def _ingest_unit(
                         id=rejection_id,
                         source=records[i].source,
                         source_id=records[i].source_id,
-                        raw=envelope(records[i]),
+                        raw=envelope(records[i], sealed_locations(registry, records[i])),
                         errors=_error_list(outcome.error),
                         correlation_id=correlation_id,
                         created_at=now,
@@ -180,13 +180,16 @@ def _error_list(error: MdmError) -> list[dict[str, Any]]:
     return [e.as_dict() for e in getattr(error, "errors", [])]
 
 
-def envelope(record: IncomingRecord) -> dict[str, Any]:
-    """A record as it was posted, ready to be posted again."""
+def envelope(record: IncomingRecord, sealed: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A record as it was posted, ready to be posted again; `sealed` names the locations
+    of values the store keeps encrypted."""
     out: dict[str, Any] = {
         "source": record.source,
         "source_id": record.source_id,
         "data": dict(record.data),
     }
+    if sealed:
+        out["sealed"] = list(sealed)
     if record.updated_at is not None:
         out["updated_at"] = record.updated_at.isoformat()
     if record.person_id is not None:
@@ -354,6 +357,8 @@ def _raw(record: NormalisedRecord) -> dict[str, Any]:
         raw["updated_at"] = incoming.updated_at.isoformat()
     if incoming.person_id is not None:
         raw["person_id"] = str(incoming.person_id)
+    if record.sealed:
+        raw["sealed"] = list(record.sealed)
     return raw
 
 

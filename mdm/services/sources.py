@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mdm.flow.map import map_record
@@ -14,6 +14,7 @@ from mdm.mapping.paths import JsonPath
 from mdm.mapping.profile import FieldSpec, FieldType, PayRange, Source
 from mdm.model.errors import InvalidRecord, UnknownSource
 from mdm.model.record import IncomingRecord, NormalisedRecord
+from mdm.model.redaction import ENCRYPTED_FIELDS
 from mdm.services.context import Registry
 
 
@@ -28,7 +29,17 @@ def prepare(registry: Registry, incoming: IncomingRecord) -> NormalisedRecord:
     """Map a payload with its source's profile, then validate and normalise it."""
     source = source_of(registry, incoming.source)
     mapped = map_record(incoming.data, source.profile)
-    return normalise(incoming, blind_index_key=registry.settings.blind_index_key, mapped=mapped)
+    record = normalise(incoming, blind_index_key=registry.settings.blind_index_key, mapped=mapped)
+    sealed = source.profile.locations(incoming.data, ENCRYPTED_FIELDS)
+    return replace(record, sealed=sealed) if sealed else record
+
+
+def sealed_locations(registry: Registry, incoming: IncomingRecord) -> tuple[str, ...]:
+    """Where a payload holds values never stored in clear; none for an unknown source."""
+    source = registry.sources.get(incoming.source)
+    if source is None or not isinstance(incoming.data, Mapping):
+        return ()
+    return source.profile.locations(incoming.data, ENCRYPTED_FIELDS)
 
 
 def describe_source(source: Source) -> dict[str, Any]:

@@ -686,8 +686,8 @@ class WorkingSet:
                 "person",
                 str(person_id),
                 correlation_id,
-                _redact(before),
-                _redact(after),
+                before,
+                after,
             )
         )
         published: dict[str, Any] = {"person_id": str(person_id), **(payload or {})}
@@ -698,7 +698,8 @@ class WorkingSet:
 
 def _changes(golden: dict[str, Any], lineage: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     """The new values of changed fields and the sources they came from: a subscriber is
-    never sent back what it sent (no echo). Redacted like audit entries."""
+    never sent back what it sent (no echo). Each subscription gets them redacted by its
+    scopes; the store keeps national ids sealed."""
     sources: dict[str, list[str]] = {}
     for name in fields:
         origin = lineage.get(name) or {}
@@ -708,7 +709,7 @@ def _changes(golden: dict[str, Any], lineage: dict[str, Any], fields: list[str])
             sources[name] = [origin["source"]]
         else:
             sources[name] = []
-    return {"changes": _redact({k: golden.get(k) for k in fields}) or {}, "sources": sources}
+    return {"changes": {k: golden.get(k) for k in fields}, "sources": sources}
 
 
 def _repointed(item: ReviewItem, old: UUID, new: UUID, *, actor: str, at: datetime) -> ReviewItem:
@@ -722,13 +723,3 @@ def _repointed(item: ReviewItem, old: UUID, new: UUID, *, actor: str, at: dateti
             resolved_at=at, resolved_by=actor, note=MERGED_NOTE,
         )  # fmt: skip
     return replace(item, person_a=a, person_b=b)
-
-
-def _redact(values: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Events and audit entries never carry a national id in clear."""
-    if values is None or "national_id" not in values:
-        return values
-    masked = dict(values)
-    if masked["national_id"]:
-        masked["national_id"] = "***" + str(masked["national_id"])[-4:]
-    return masked

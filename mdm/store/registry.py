@@ -6,7 +6,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 
+from mdm.crypto import new_person_key
 from mdm.model.errors import ConcurrentUpdate
 from mdm.model.person import (
     MERGED_NOTE,
@@ -44,8 +45,10 @@ from mdm.model.person import (
     ReviewItem,
 )
 from mdm.model.record import MatchFeatures
+from mdm.store import audit
 from mdm.store.bulk import CheckedStatement, driver_connection, write_tables
 from mdm.store.locks import LOCK_SQL, lock_id
+from mdm.store.sealing import Sealer
 from mdm.store.tables import (
     AuditEventRow,
     MatchModelRow,
@@ -77,10 +80,11 @@ _LOAD_PERSONS = select(
     persons_t.c.golden,
     persons_t.c.merged_into,
     persons_t.c.stewardship,
+    persons_t.c.data_key,
 ).where(persons_t.c.id.in_(bindparam("ids", expanding=True)))
 _PG_LOAD_PERSONS = (
-    "SELECT id, status, version, created_at, updated_at, golden, merged_into, stewardship "
-    "FROM persons WHERE id = ANY(%s::uuid[])"
+    "SELECT id, status, version, created_at, updated_at, golden, merged_into, stewardship, "
+    "data_key FROM persons WHERE id = ANY(%s::uuid[])"
 )
 _PG_LOAD_RECORDS = pgsql.SQL(
     "SELECT {} FROM source_records WHERE person_id = ANY(%s::uuid[])"
@@ -124,10 +128,6 @@ _UPDATE_PERSON = (
         updated_at=bindparam("b_updated_at"),
     )
 )
-
-
-def _record(row: Any, *, full: bool = False) -> LinkedRecord:
-    return _record_from(row._mapping, full=full)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -198,11 +198,76 @@ def _review(row: Row[Any]) -> ReviewItem:
 
 
 class RegistryRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, sealer: Sealer) -> None:
         self.conn = conn
         self.dialect = conn.dialect.name
+        self.sealer = sealer
         self._pending: list[tuple[Table, list[dict[str, Any]]]] | None = None
         self._checked: list[CheckedStatement] = []
+        # Persons' own keys (wrapped under the key ring) as read or created in this unit.
+        self._wrapped_keys: dict[UUID, str | None] = {}
+        # The audit chain's head once this transaction holds its lock.
+        self._audit_head: str | None = None
+
+    # -- sealed documents --------------------------------------------------------------------
+    def _person(self, m: dict[str, Any]) -> PersonState:
+        open_ = self.sealer.open
+        m["golden"] = open_("attributes", m["golden"])
+        if m.get("lineage"):
+            m["lineage"] = open_("lineage", m["lineage"])
+        if m.get("stewardship"):
+            m["stewardship"] = open_("stewardship", m["stewardship"])
+        if "data_key" in m:
+            self._wrapped_keys[m["id"]] = m["data_key"]
+        return _person_from(m)
+
+    def _record(self, m: dict[str, Any], *, full: bool = False) -> LinkedRecord:
+        m["attributes"] = self.sealer.open("attributes", m["attributes"])
+        if full:
+            m["raw"] = self.sealer.open("raw", m["raw"])
+        return _record_from(m, full=full)
+
+    def _record_row(self, r: LinkedRecord) -> dict[str, Any]:
+        row = _record_values(r)
+        row["attributes"] = self.sealer.seal("attributes", r.attributes)
+        row["raw"] = self.sealer.seal("raw", r.raw)
+        return row
+
+    def _review(self, row: Row[Any]) -> ReviewItem:
+        item = _review(row)
+        if item.kind != "conflict":
+            return item
+        return replace(item, explanation=self.sealer.open("explanation", item.explanation))
+
+    def person_keys(self, ids: Iterable[UUID]) -> dict[UUID, bytes]:
+        """The own keys of these persons (None-less: an erased person has none left)."""
+        ids = set(ids)
+        missing = [i for i in ids if i not in self._wrapped_keys]
+        for chunk in _chunks(missing, _SQLITE_CHUNK):
+            rows = self.conn.execute(
+                select(persons_t.c.id, persons_t.c.data_key).where(persons_t.c.id.in_(chunk))
+            )
+            self._wrapped_keys.update({pid: wrapped for pid, wrapped in rows})
+        ring = self.sealer.ring
+        return {i: ring.unwrap(w) for i in set(ids) if (w := self._wrapped_keys.get(i)) is not None}
+
+    def _ensure_keys(self, ids: Iterable[UUID]) -> dict[UUID, bytes]:
+        """Own keys for these persons, made now for persons written before keys existed."""
+        ids = set(ids)
+        keys = self.person_keys(ids)
+        for pid in sorted(ids - set(keys)):
+            wrapped = self.sealer.ring.wrap(new_person_key())
+            # An erased person gets no new key: nothing personal is written about it again.
+            found = self.conn.execute(
+                update(persons_t)
+                .where(persons_t.c.id == pid, persons_t.c.status != "erased")
+                .values(data_key=func.coalesce(persons_t.c.data_key, wrapped))
+                .returning(persons_t.c.data_key)
+            ).scalar()
+            if found is not None:
+                self._wrapped_keys[pid] = found
+                keys[pid] = self.sealer.ring.unwrap(found)
+        return keys
 
     # -- loading the working set -----------------------------------------------------------
     def lookup(
@@ -277,9 +342,9 @@ class RegistryRepository:
         while wanted:
             person_rows, record_rows = self._person_rows(sorted(wanted))
             for m in person_rows:
-                persons[m["id"]] = _person_from(m)
+                persons[m["id"]] = self._person(m)
             for m in record_rows:
-                persons[m["person_id"]].records.append(_record_from(m))
+                persons[m["person_id"]].records.append(self._record(m))
             wanted = {
                 p.merged_into
                 for p in persons.values()
@@ -333,22 +398,25 @@ class RegistryRepository:
             write_tables(self.conn, [(table, rows)])
 
     def insert_persons(self, persons: Sequence[PersonState]) -> None:
-        self._insert(
-            persons_t,
-            [
+        seal, ring = self.sealer.seal, self.sealer.ring
+        rows = []
+        for p in persons:
+            wrapped = ring.wrap(new_person_key())
+            self._wrapped_keys[p.id] = wrapped
+            rows.append(
                 {
                     "id": p.id,
                     "status": p.status.value,
                     "merged_into": p.merged_into,
-                    "golden": p.golden,
-                    "lineage": p.lineage,
+                    "golden": seal("attributes", p.golden),
+                    "lineage": seal("lineage", p.lineage),
                     "version": p.version,
                     "created_at": p.created_at,
                     "updated_at": p.updated_at,
+                    "data_key": wrapped,
                 }
-                for p in persons
-            ],
-        )
+            )
+        self._insert(persons_t, rows)
 
     def update_persons(self, persons: Sequence[PersonState]) -> None:
         """Write persons whose version was bumped by one; a concurrent writer makes it fail.
@@ -358,13 +426,14 @@ class RegistryRepository:
         """
         if not persons:
             return
+        seal = self.sealer.seal
         if self.dialect == "postgresql" and self._pending is not None:
             params: list[Any] = []
             for p in persons:
                 params += [
                     p.id, p.version - 1, p.version, p.status.value, p.merged_into,
-                    Jsonb(p.golden, dumps=_json_dumps), Json(p.lineage, dumps=_json_dumps),
-                    p.updated_at,
+                    Jsonb(seal("attributes", p.golden), dumps=_json_dumps),
+                    Json(seal("lineage", p.lineage), dumps=_json_dumps), p.updated_at,
                 ]  # fmt: skip
             query = _PG_UPDATE_PERSONS.format(", ".join([_PG_UPDATE_ROW] * len(persons)))
             self._checked.append(CheckedStatement(query, params, len(persons)))
@@ -376,8 +445,8 @@ class RegistryRepository:
                 "b_new_version": p.version,
                 "b_status": p.status.value,
                 "b_merged_into": p.merged_into,
-                "b_golden": p.golden,
-                "b_lineage": p.lineage,
+                "b_golden": seal("attributes", p.golden),
+                "b_lineage": seal("lineage", p.lineage),
                 "b_updated_at": p.updated_at,
             }
             for p in persons
@@ -387,7 +456,7 @@ class RegistryRepository:
             raise ConcurrentUpdate("a person changed concurrently")
 
     def insert_records(self, records: Sequence[LinkedRecord]) -> None:
-        self._insert(records_t, [_record_values(r) for r in records])
+        self._insert(records_t, [self._record_row(r) for r in records])
 
     def _update_records_by_id(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Set the given columns of records found by `id`, one executemany."""
@@ -407,8 +476,8 @@ class RegistryRepository:
                 {
                     "id": r.id,
                     "person_id": r.person_id,
-                    "raw": r.raw,
-                    "attributes": r.attributes,
+                    "raw": self.sealer.seal("raw", r.raw),
+                    "attributes": self.sealer.seal("attributes", r.attributes),
                     "features": r.features.as_json(),
                     "source_updated_at": r.source_updated_at,
                     "received_at": r.received_at,
@@ -456,16 +525,19 @@ class RegistryRepository:
             .where(reviews_t.c.kind == "conflict", reviews_t.c.person_a == person_id)
             .order_by(reviews_t.c.created_at, reviews_t.c.id)
         )
-        return [_review(r) for r in rows]
+        return [self._review(r) for r in rows]
 
     def choices_of(self, person_id: UUID) -> dict[str, Any]:
         found = self.conn.scalar(select(persons_t.c.stewardship).where(persons_t.c.id == person_id))
+        found = self.sealer.open("stewardship", found)
         return dict((found or {}).get("choices") or {})
 
     def set_stewardship(
         self, person_id: UUID, choices: Mapping[str, Any], raised: Iterable[str]
     ) -> None:
-        state = {"choices": dict(choices), "raised": sorted(raised)}
+        state = self.sealer.seal(
+            "stewardship", {"choices": dict(choices), "raised": sorted(raised)}
+        )
         self.conn.execute(
             update(persons_t).where(persons_t.c.id == person_id).values(stewardship=state)
         )
@@ -577,8 +649,19 @@ class RegistryRepository:
         )
         if after_seq is not None:
             stmt = stmt.where(audit_t.c.seq > after_seq)
-        rows = self.conn.execute(stmt.order_by(audit_t.c.seq).limit(limit))
-        return [dict(r._mapping) for r in rows]
+        rows = [
+            dict(r._mapping) for r in self.conn.execute(stmt.order_by(audit_t.c.seq).limit(limit))
+        ]
+        return self.open_audit(rows)
+
+    def open_audit(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Stored audit rows with each person event's values opened under its key."""
+        keys = self.person_keys(UUID(r["entity_id"]) for r in rows if r["entity_type"] == "person")
+        out = []
+        for r in rows:
+            key = keys.get(UUID(r["entity_id"])) if r["entity_type"] == "person" else None
+            out.append({**r, **_fields(audit.open_event(r, key))})
+        return out
 
     def resolved_match_reviews(self) -> list[tuple[float, str]]:
         """(score, decision) of every match review item a steward resolved."""
@@ -612,13 +695,46 @@ class RegistryRepository:
             )
 
     def insert_reviews(self, items: Sequence[ReviewItem]) -> None:
-        self._insert(reviews_t, [_fields(i) for i in items])
+        rows = [_fields(i) for i in items]
+        for row in rows:
+            if row["kind"] == "conflict":
+                row["explanation"] = self.sealer.seal("explanation", row["explanation"])
+        self._insert(reviews_t, rows)
 
     def insert_audit(self, events: Sequence[AuditEvent]) -> None:
-        self._insert(audit_t, [_fields(e) for e in events])
+        """Append events to the chain. The chain's lock is taken here and held to commit:
+        call it at the end of a unit of work."""
+        if not events:
+            return
+        keys = self._ensure_keys({UUID(e.entity_id) for e in events if audit.personal(e)})
+        rows = [
+            audit.seal_event(e, keys.get(UUID(e.entity_id)) if audit.personal(e) else None)
+            for e in events
+        ]
+        if self._audit_head is None:
+            self._audit_head = self._chain_head()
+        rows = audit.chained(rows, self._audit_head)
+        self._audit_head = rows[-1]["hash"]
+        self._insert(audit_t, rows)
+
+    def _chain_head(self) -> str:
+        if self.dialect != "postgresql":
+            return audit.chain_head(self.conn)
+        # The lock, then the look-up in a statement of its own, so that its snapshot is
+        # taken once the lock is held (READ COMMITTED); one round trip for both.
+        conn = driver_connection(self.conn)
+        with conn.cursor() as locker, conn.cursor() as cursor:
+            with conn.pipeline():
+                locker.execute(audit.LOCK_SQL)
+                cursor.execute(audit.HEAD_SQL)
+            row = cursor.fetchone()
+        return row[0] if row and row[0] else audit.GENESIS
 
     def insert_outbox(self, events: Sequence[OutboxEvent]) -> None:
-        self._insert(outbox_t, [_fields(e) for e in events])
+        rows = [_fields(e) for e in events]
+        for row in rows:
+            row["payload"] = self.sealer.seal("event", row["payload"])
+        self._insert(outbox_t, rows)
 
     # -- match models -----------------------------------------------------------------------
     def sample_features(self, limit: int, *, seed: int = 0) -> list[MatchFeatures]:
@@ -678,7 +794,7 @@ class RegistryRepository:
         row = self.conn.execute(select(persons_t).where(persons_t.c.id == person_id)).first()
         if row is None:
             return None
-        return _person_from(dict(row._mapping))
+        return self._person(dict(row._mapping))
 
     def records_of(self, person_id: UUID) -> list[LinkedRecord]:
         rows = self.conn.execute(
@@ -686,7 +802,7 @@ class RegistryRepository:
             .where(records_t.c.person_id == person_id)
             .order_by(records_t.c.linked_at, records_t.c.source, records_t.c.source_id)
         )
-        return [_record(r, full=True) for r in rows]
+        return [self._record(dict(r._mapping), full=True) for r in rows]
 
     def aliases_of(self, person_id: UUID) -> list[UUID]:
         """Every id that was merged, directly or through a chain, into this person."""
@@ -762,7 +878,7 @@ class RegistryRepository:
             else:
                 stmt = stmt.where(or_(key > value, and_(key == value, c.id > item_id)))
         order = (key.desc(), c.id.desc()) if descending else (key, c.id)
-        return [_review(r) for r in self.conn.execute(stmt.order_by(*order).limit(limit))]
+        return [self._review(r) for r in self.conn.execute(stmt.order_by(*order).limit(limit))]
 
     def count_reviews(self, **filters: Any) -> dict[str, int]:
         """Items matching the filters (status aside), by status."""
@@ -779,7 +895,7 @@ class RegistryRepository:
         if lock and self.dialect == "postgresql":
             stmt = stmt.with_for_update()
         row = self.conn.execute(stmt).first()
-        return _review(row) if row is not None else None
+        return self._review(row) if row is not None else None
 
     def resolve_review(self, item: ReviewItem) -> None:
         """Write a steward's decision on an open item; `ConcurrentUpdate` if it was

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
 from mdm.model.rejection import Rejection
+from mdm.store.sealing import Sealer
 from mdm.store.tables import RejectionRow
 
 rejections_t = cast(Table, RejectionRow.__table__)
@@ -25,8 +26,9 @@ def _fields_column(errors: Iterable[dict[str, Any]]) -> str:
 
 
 class RejectionRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, sealer: Sealer) -> None:
         self.conn = conn
+        self.sealer = sealer
 
     def insert(self, rejection: Rejection) -> None:
         self.conn.execute(
@@ -34,7 +36,7 @@ class RejectionRepository:
                 id=rejection.id,
                 source=rejection.source,
                 source_id=rejection.source_id,
-                raw=rejection.raw,
+                raw=self.sealer.seal("raw", rejection.raw),
                 errors=rejection.errors,
                 fields=_fields_column(rejection.errors),
                 correlation_id=rejection.correlation_id,
@@ -49,7 +51,7 @@ class RejectionRepository:
         if lock and self.conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         row = self.conn.execute(stmt).first()
-        return _rejection(row._mapping) if row is not None else None
+        return _rejection(row._mapping, self.sealer) if row is not None else None
 
     def page(
         self,
@@ -80,7 +82,7 @@ class RejectionRepository:
             at, last_id = after
             stmt = stmt.where(or_(c.created_at < at, and_(c.created_at == at, c.id < last_id)))
         stmt = stmt.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
-        return [_rejection(r._mapping) for r in self.conn.execute(stmt)]
+        return [_rejection(r._mapping, self.sealer) for r in self.conn.execute(stmt)]
 
     def mark_replayed(self, rejection_id: UUID, *, person_id: UUID, at: datetime) -> None:
         self.conn.execute(
@@ -111,12 +113,12 @@ class RejectionRepository:
         )
 
 
-def _rejection(m: Any) -> Rejection:
+def _rejection(m: Any, sealer: Sealer) -> Rejection:
     return Rejection(
         id=m["id"],
         source=m["source"],
         source_id=m["source_id"],
-        raw=m["raw"],
+        raw=sealer.open("raw", m["raw"]),
         errors=m["errors"],
         correlation_id=m["correlation_id"],
         created_at=m["created_at"],

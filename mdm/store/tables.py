@@ -90,6 +90,9 @@ class PersonRow(Base):
     # {"choices": {field: {source, source_id, value}}, "raised": [conflict keys]}: the
     # values stewards accepted, and the conflicts already put to them (never twice).
     stewardship: Mapped[dict[str, Any] | None] = mapped_column(Document)
+    # The person's own key, wrapped under the key ring: its audit events are sealed under
+    # it, and erasure destroys it (NULL), leaving them unreadable.
+    data_key: Mapped[str | None] = mapped_column(Text)
 
     # Few persons are merged away: a partial index costs nothing on the ingest path.
     __table_args__ = (
@@ -182,8 +185,25 @@ class AuditEventRow(Base):
     correlation_id: Mapped[str | None] = mapped_column(String(128))
     before: Mapped[dict[str, Any] | None] = mapped_column(Document)
     after: Mapped[dict[str, Any] | None] = mapped_column(Document)
+    # SHA-256 chain: each hash covers the previous one and this event (mdm/store/audit.py).
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "seq"),)
+
+
+class ErasureRow(Base):
+    """The tombstone of an erased person: who asked, why, and which source records held
+    its data (so that each connected system can be told, and a re-post recognised)."""
+
+    __tablename__ = "erasures"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"), primary_key=True)
+    erased_at: Mapped[datetime]
+    requested_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    records: Mapped[list[dict[str, Any]]] = mapped_column(Document)  # [{source, source_id}]
+    aliases: Mapped[list[str]] = mapped_column(Document)  # ids merged into the person
 
 
 class OutboxRow(Base):

@@ -10,6 +10,7 @@ from mdm.store.health import HealthRepository
 from mdm.store.keys import KeyRepository
 from mdm.store.registry import RegistryRepository
 from mdm.store.rejections import RejectionRepository
+from mdm.store.sealing import Sealer
 from mdm.store.webhooks import WebhookRepository
 
 
@@ -20,8 +21,9 @@ class UnitOfWork:
     session's bookkeeping costs measurable CPU on every request.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: Sealer) -> None:
         self._engine = engine
+        self._sealer = sealer
         self._conn: Connection | None = None
         self._transaction: RootTransaction | None = None
 
@@ -30,9 +32,9 @@ class UnitOfWork:
         # Begun explicitly: the repository also talks to the driver directly, and the
         # transaction must be SQLAlchemy's to commit.
         self._transaction = self._conn.begin()
-        self.registry = RegistryRepository(self._conn)
-        self.rejections = RejectionRepository(self._conn)
-        self.webhooks = WebhookRepository(self._conn)
+        self.registry = RegistryRepository(self._conn, self._sealer)
+        self.rejections = RejectionRepository(self._conn, self._sealer)
+        self.webhooks = WebhookRepository(self._conn, self._sealer)
         self.health = HealthRepository(self._conn)
         self.keys = KeyRepository(self._conn)
         return self
@@ -59,11 +61,12 @@ class UnitOfWork:
 class Database:
     """Owns the engine and hands out units of work."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: Sealer) -> None:
         self.engine = engine
+        self.sealer = sealer
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+        return UnitOfWork(self.engine, self.sealer)
 
     @property
     def dialect(self) -> str:

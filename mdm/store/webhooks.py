@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from mdm.model.webhook import Delivery, PublishedEvent, Subscription
+from mdm.store.sealing import Sealer
 from mdm.store.tables import OutboxRow, WebhookDeliveryRow, WebhookSubscriptionRow
 
 subscriptions_t = cast(Table, WebhookSubscriptionRow.__table__)
@@ -37,7 +38,8 @@ OPEN = ("pending", "delivering")
 
 
 class WebhookRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, sealer: Sealer) -> None:
+        self.sealer = sealer
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
 
@@ -57,6 +59,9 @@ class WebhookRepository:
             stmt = stmt.where(subscriptions_t.c.status == "active")
         return [_subscription(r._mapping) for r in self.conn.execute(stmt)]
 
+    def _delivery(self, m: Any) -> Delivery:
+        return _delivery(m, self.sealer)
+
     # -- fan-out ----------------------------------------------------------------------------
     def claim_unpublished(self, limit: int) -> list[PublishedEvent]:
         c = outbox_t.c
@@ -69,7 +74,7 @@ class WebhookRepository:
                 id=r.id,
                 type=r.type,
                 person_id=r.person_id,
-                payload=r.payload,
+                payload=self.sealer.open("event", r.payload),
                 created_at=r.created_at,
             )
             for r in self.conn.execute(stmt)
@@ -83,7 +88,9 @@ class WebhookRepository:
 
     def insert_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
-            self.conn.execute(insert(deliveries_t), [_delivery_values(d) for d in deliveries])
+            self.conn.execute(
+                insert(deliveries_t), [_delivery_values(d, self.sealer) for d in deliveries]
+            )
 
     # -- delivery queue ---------------------------------------------------------------------
     def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[Delivery]:
@@ -109,7 +116,7 @@ class WebhookRepository:
         )
         if self.postgres:
             stmt = stmt.with_for_update(skip_locked=True, of=deliveries_t)
-        claimed = [_delivery(r._mapping) for r in self.conn.execute(stmt)]
+        claimed = [self._delivery(r._mapping) for r in self.conn.execute(stmt)]
         if claimed:
             self.conn.execute(
                 update(deliveries_t)
@@ -170,13 +177,13 @@ class WebhookRepository:
         if after is not None:
             stmt = stmt.where(d.event_seq > after)
         stmt = stmt.order_by(d.event_seq, d.id).limit(limit)
-        return [_delivery(r._mapping) for r in self.conn.execute(stmt)]
+        return [self._delivery(r._mapping) for r in self.conn.execute(stmt)]
 
     def get_delivery(self, delivery_id: UUID) -> Delivery | None:
         row = self.conn.execute(
             select(deliveries_t).where(deliveries_t.c.id == delivery_id)
         ).first()
-        return _delivery(row._mapping) if row is not None else None
+        return self._delivery(row._mapping) if row is not None else None
 
     def requeue(self, delivery_id: UUID, at: datetime) -> None:
         self.conn.execute(
@@ -220,7 +227,7 @@ def _subscription(m: Any) -> Subscription:
     )
 
 
-def _delivery_values(d: Delivery) -> dict[str, Any]:
+def _delivery_values(d: Delivery, sealer: Sealer) -> dict[str, Any]:
     return {
         "id": d.id,
         "subscription_id": d.subscription_id,
@@ -228,7 +235,7 @@ def _delivery_values(d: Delivery) -> dict[str, Any]:
         "event_id": d.event_id,
         "event_type": d.event_type,
         "person_id": d.person_id,
-        "payload": d.payload,
+        "payload": sealer.seal("event", d.payload),
         "status": d.status,
         "attempts": d.attempts,
         "next_attempt_at": d.next_attempt_at,
@@ -240,7 +247,7 @@ def _delivery_values(d: Delivery) -> dict[str, Any]:
     }
 
 
-def _delivery(m: Any) -> Delivery:
+def _delivery(m: Any, sealer: Sealer) -> Delivery:
     return Delivery(
         id=m["id"],
         subscription_id=m["subscription_id"],
@@ -248,7 +255,7 @@ def _delivery(m: Any) -> Delivery:
         event_id=m["event_id"],
         event_type=m["event_type"],
         person_id=m["person_id"],
-        payload=m["payload"],
+        payload=sealer.open("event", m["payload"]),
         status=m["status"],
         attempts=m["attempts"],
         next_attempt_at=m["next_attempt_at"],

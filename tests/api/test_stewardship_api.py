@@ -12,9 +12,9 @@ from sqlalchemy import select
 from mdm.model.ids import new_id
 from mdm.model.person import ReviewItem
 from mdm.services.context import Registry
-from mdm.store.tables import AuditEventRow, OutboxRow
+from mdm.store.tables import OutboxRow
 from tests.api.test_records_api import assert_problem
-from tests.factories import body
+from tests.factories import audit_trail, body
 
 
 def _household(client: TestClient) -> dict[str, Any]:
@@ -94,14 +94,9 @@ def test_merge_from_the_queue_moves_the_records_and_redirects(
     assert person["id"] == survivor and person["aliases"] == [other]
     assert sorted(r["source_id"] for r in person["records"]) == ["a-mary", "c-john"]
     assert done.json()["review"]["status"] == "merged"
-    with registry.database.engine.connect() as conn:
-        actions = conn.execute(
-            select(AuditEventRow.action, AuditEventRow.after).where(
-                AuditEventRow.action.in_(("person.merged", "review.resolved"))
-            )
-        ).all()
-    assert sorted(a for a, _ in actions) == ["person.merged", "review.resolved"]
-    merged = next(after for action, after in actions if action == "person.merged")
+    trail = audit_trail(registry, "person.merged", "review.resolved")
+    assert sorted(e["action"] for e in trail) == ["person.merged", "review.resolved"]
+    merged = next(e["after"] for e in trail if e["action"] == "person.merged")
     assert merged["rule"] == "steward" and merged["review_id"] == detail["id"]
 
 

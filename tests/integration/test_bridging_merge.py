@@ -18,8 +18,8 @@ from mdm.model.person import ReviewItem
 from mdm.services.context import Registry
 from mdm.services.ingest import IngestResult, ingest_many, ingest_one
 from mdm.services.persons import get_person, search_persons
-from mdm.store.tables import AuditEventRow, OutboxRow, PersonKeyRow, ReviewItemRow
-from tests.factories import incoming
+from mdm.store.tables import OutboxRow, PersonKeyRow, ReviewItemRow
+from tests.factories import audit_trail, incoming
 
 NAME = {"given_name": "Imelda", "family_name": "Quarshie"}
 HOME = "imelda.q@example.org"
@@ -66,18 +66,14 @@ def test_a_record_that_links_two_persons_merges_them(registry: Registry) -> None
     assert [p.id for p in search_persons(registry, phone=PHONE)] == [older]
     with registry.database.engine.connect() as conn:
         key_holders = set(conn.scalars(select(PersonKeyRow.person_id)))
-        merged = conn.execute(
-            select(AuditEventRow.entity_id, AuditEventRow.actor, AuditEventRow.after).where(
-                AuditEventRow.action == "person.merged"
-            )
-        ).one()
         event = conn.execute(select(OutboxRow.payload).where(OutboxRow.type == "person.merged"))
         payload = event.scalar_one()
+    (merged,) = audit_trail(registry, "person.merged")
     assert key_holders == {older}
-    assert (merged.entity_id, merged.actor) == (str(newer), "hr")
-    assert merged.after["into"] == str(older)
-    assert merged.after["records"] == ["ats/a-1"]
-    assert merged.after["record"] == "hris/h-1" and merged.after["score"] >= 0.95
+    assert (merged["entity_id"], merged["actor"]) == (str(newer), "hr")
+    assert merged["after"]["into"] == str(older)
+    assert merged["after"]["records"] == ["ats/a-1"]
+    assert merged["after"]["record"] == "hris/h-1" and merged["after"]["score"] >= 0.95
     assert payload["person_id"] == str(older) and payload["merged_id"] == str(newer)
 
 
