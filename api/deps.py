@@ -35,6 +35,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/persons/{person_id}"): "persons:read",
     ("GET", "/v1/persons/{person_id}/fields/{field}"): "persons:read",
     ("GET", "/v1/persons/{person_id}/history"): "audit:read",
+    ("DELETE", "/v1/persons/{person_id}"): "persons:erase",
+    ("GET", "/v1/audit"): "audit:read",
     ("POST", "/v1/persons/{person_id}/merge"): "persons:merge",
     ("GET", "/v1/reviews"): "reviews:resolve",
     ("GET", "/v1/reviews/{review_id}"): "reviews:resolve",

@@ -15,6 +15,7 @@ from mdm.model.errors import (
     BatchTooLarge,
     ConcurrentUpdate,
     DeliveryNotFound,
+    ErasedRecord,
     InvalidCursor,
     InvalidRecord,
     MdmError,
@@ -39,6 +40,7 @@ _STATUS: dict[type[MdmError], int] = {
     BatchTooLarge: 413,
     PersonNotFound: 404,
     PersonErased: 410,
+    ErasedRecord: 409,
     ConcurrentUpdate: 409,
     ReviewNotFound: 404,
     RecordNotFound: 404,
@@ -88,7 +90,7 @@ def status_of(exc: MdmError) -> int:
 def problem_of(exc: MdmError, instance: str | None = None) -> dict[str, Any]:
     errors = [e.as_dict() for e in getattr(exc, "errors", [])]
     extra: dict[str, Any] = {}
-    if isinstance(exc, PersonErased):
+    if isinstance(exc, PersonErased | ErasedRecord):
         extra["person_id"] = str(exc.person_id)
     if isinstance(exc, StaleDecision):
         extra["current"] = exc.current

@@ -215,6 +215,17 @@ class HistoryEntryOut(BaseModel):
     after: dict[str, Any] | None
 
 
+class ErasureOut(BaseModel):
+    """The tombstone an erasure leaves."""
+
+    person_id: UUID
+    erased_at: datetime
+    requested_by: str
+    reason: str
+    records: list[dict[str, str]] = Field(description="Every (source, source_id) it reached")
+    aliases: list[UUID] = Field(description="Ids merged into the person, erased with it")
+
+
 class HistoryPage(BaseModel):
     items: list[HistoryEntryOut]
     next_cursor: str | None

@@ -601,5 +601,88 @@ def keys_rotate(key: Annotated[str, typer.Argument(help="The key's id or prefix"
     typer.echo(value)
 
 
+@keys_app.command("rotate-data")
+def keys_rotate_data(
+    batch: Annotated[int, typer.Option(min=1, help="Rows per transaction")] = 1000,
+) -> None:
+    """Re-encrypt every sealed value (and every person's own key) under the first key of
+    MDM_DATA_KEYS. Run it after putting a new key first; once it is done, the older keys
+    can leave the ring. Safe to stop and run again."""
+    from mdm.store.rotation import rotate
+
+    registry = _registry()
+    try:
+        moved = rotate(registry.database.engine, registry.database.sealer, batch=batch)
+    finally:
+        registry.close()
+    active = registry.settings.keyring.active
+    for table, n in sorted(moved.items()):
+        console.print(f"{table}: {n} value(s) moved to key {active}")
+    console.print(f"every sealed value is now under key {active}")
+
+
+@keys_app.command("new-data-key")
+def keys_new_data_key(
+    key_id: Annotated[str, typer.Argument(help="The new key's id (1-16 of A-Z a-z 0-9 _ -)")],
+) -> None:
+    """Print a fresh MDM_DATA_KEYS entry (<id>:<base64 key>) to put first in the ring."""
+    from mdm.crypto import KeyRing, KeyRingError, new_key
+
+    entry = f"{key_id}:{new_key()}"
+    try:
+        KeyRing.parse(entry)
+    except KeyRingError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(entry)
+
+
+audit_app = typer.Typer(help="The audit trail: verify its hash chain.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="The result as JSON")] = False,
+) -> None:
+    """Check the whole hash chain; name the first event that does not hold (exit 1)."""
+    import time
+
+    from mdm.store.audit import verify
+
+    registry = _registry()
+    started = time.perf_counter()
+    try:
+        with registry.database.engine.connect() as conn:
+            result = verify(conn)
+    finally:
+        registry.close()
+    seconds = round(time.perf_counter() - started, 3)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "events": result.events,
+                    "head": result.head,
+                    "broken_seq": result.broken_seq,
+                    "broken_id": str(result.broken_id) if result.broken_id else None,
+                    "reason": result.reason,
+                    "seconds": seconds,
+                }
+            )
+        )
+    elif result.ok:
+        console.print(f"audit chain intact: {result.events} events in {seconds} s")
+        console.print(f"head {result.head}")
+    else:
+        console.print(
+            f"[red]audit chain broken at event seq {result.broken_seq} "
+            f"(id {result.broken_id}): {result.reason}[/red]"
+        )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

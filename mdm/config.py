@@ -8,8 +8,9 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mdm.crypto import KeyRing, new_key
@@ -118,6 +119,22 @@ def _local_secrets(path: Path) -> dict[str, str]:
     raise ValueError(f"{path}: could not be read or created")
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be used. Unlike pydantic's own error, it never repeats the
+    values given: they include keys."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [
+            f"{'MDM_' + str(e['loc'][0]).upper() if e['loc'] else 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        raise SettingsError("\n".join(lines)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, CorrelationDep, PrincipalDep, RegistryDep
 from api.schemas import (
+    ErasureOut,
     FieldOut,
     HistoryEntryOut,
     HistoryPage,
@@ -28,6 +29,7 @@ from mdm.model.redaction import (
     redact_mapping,
     visibility,
 )
+from mdm.services.erasure import erase_person
 from mdm.services.persons import (
     PersonView,
     explain_field,
@@ -167,8 +169,45 @@ async def history(
         after = int(cursor)
     entries, next_seq = person_history(registry, person_id, after=after, limit=limit)
     return HistoryPage(
-        items=[_history_entry(e, principal.scopes) for e in entries],
+        items=[history_entry(e, principal.scopes) for e in entries],
         next_cursor=str(next_seq) if next_seq is not None else None,
+    )
+
+
+@router.delete(
+    "/{person_id}",
+    response_model=ErasureOut,
+    responses={404: {"description": "Unknown id"}, 410: {"description": "Already erased"}},
+)
+async def erase(
+    person_id: UUID,
+    registry: RegistryDep,
+    actor: ActorDep,
+    correlation_id: CorrelationDep,
+    reason: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=500,
+            description="Why (a request reference); kept in the tombstone and the audit trail",
+        ),
+    ],
+) -> ErasureOut:
+    """Erase the person: every personal value in the golden record, the linked records,
+    their raw payloads, review items, events and refused payloads goes, and its audit values
+    become unreadable. A tombstone remains; the id answers 410 from now on; a
+    `person.erased` event lists every (source, source_id) so each system can delete its
+    copy; a record of the person posted again is refused with 409."""
+    done = erase_person(
+        registry, person_id, actor=actor, reason=reason, correlation_id=correlation_id
+    )
+    return ErasureOut(
+        person_id=done.person_id,
+        erased_at=done.erased_at,
+        requested_by=done.requested_by,
+        reason=done.reason,
+        records=[{"source": s, "source_id": i} for s, i in done.records],
+        aliases=list(done.aliases),
     )
 
 
@@ -207,7 +246,7 @@ def review_out(item: ReviewItem, scopes: Iterable[str]) -> ReviewOut:
     return out
 
 
-def _history_entry(entry: Any, scopes: Iterable[str]) -> HistoryEntryOut:
+def history_entry(entry: Any, scopes: Iterable[str]) -> HistoryEntryOut:
     out = HistoryEntryOut.model_validate(entry, from_attributes=True)
     out.before = redact(out.before, scopes) if out.before is not None else None
     out.after = redact(out.after, scopes) if out.after is not None else None

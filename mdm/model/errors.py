@@ -87,6 +87,20 @@ class PersonErased(MdmError):
         self.person_id = person_id
 
 
+class ErasedRecord(MdmError):
+    """A record of a person erased before: it is not silently made into a new person."""
+
+    title = "Record of an erased person"
+
+    def __init__(self, source: str, source_id: str, person_id: UUID) -> None:
+        super().__init__(
+            f"The record {source}/{source_id} belonged to the person {person_id}, which was "
+            "erased; it is not taken in again"
+        )
+        self.person_id = person_id
+        self.errors = [FieldIssue("source_id", "belongs to an erased person")]
+
+
 class InvalidCursor(MdmError):
     title = "Invalid cursor"
 

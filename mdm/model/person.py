@@ -111,6 +111,18 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Erasure:
+    """The tombstone of an erased person."""
+
+    person_id: UUID
+    erased_at: datetime
+    requested_by: str
+    reason: str
+    records: tuple[tuple[str, str], ...]  # (source, source_id) of every record it had
+    aliases: tuple[UUID, ...]  # ids merged into it, erased with it
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEvent:
     id: UUID
     type: str

@@ -17,9 +17,16 @@ from typing import Any
 from uuid import UUID
 
 from mdm.flow.decide import Candidate, Decision, Outcome, Rule, bridged, decide, merge_conflicts
-from mdm.model.errors import BatchTooLarge, FieldIssue, InvalidRecord, MdmError
+from mdm.model.errors import BatchTooLarge, ErasedRecord, FieldIssue, InvalidRecord, MdmError
 from mdm.model.ids import new_id
-from mdm.model.person import LinkedRecord, LinkSource, LinkState, PersonState, ReviewItem
+from mdm.model.person import (
+    LinkedRecord,
+    LinkSource,
+    LinkState,
+    PersonState,
+    PersonStatus,
+    ReviewItem,
+)
 from mdm.model.record import IncomingRecord, NormalisedRecord
 from mdm.model.rejection import Rejection
 from mdm.services.context import Registry
@@ -146,7 +153,7 @@ def _ingest_unit(
         for i, n in unit:
             try:
                 done.append((i, _resolve(registry, ws, n, actor, correlation_id)))
-            except InvalidRecord as exc:
+            except (InvalidRecord, ErasedRecord) as exc:
                 done.append((i, IngestFailure(i, exc)))
         ws.flush(actor=actor, correlation_id=correlation_id)
         for i, outcome in [*done, *refused]:
@@ -157,7 +164,8 @@ def _ingest_unit(
                     )
                 else:
                     uow.rejections.mark_replayed(replay_of, person_id=outcome.person_id, at=now)
-            elif isinstance(outcome, IngestFailure):
+            elif isinstance(outcome, IngestFailure) and not isinstance(outcome.error, ErasedRecord):
+                # A re-posted record of an erased person is refused, and not kept either.
                 rejection_id = new_id()
                 if isinstance(outcome.error, InvalidRecord):
                     outcome.error.rejection_id = rejection_id
@@ -206,6 +214,9 @@ def _resolve(
 ) -> IngestResult:
     known = ws.records.get((record.source, record.source_id))
     if known is not None:
+        owner = ws.persons.get(known.person_id)
+        if owner is not None and owner.status == PersonStatus.ERASED:
+            raise ErasedRecord(record.source, record.source_id, owner.id)
         return _update_known(ws, record, known, actor, correlation_id)
 
     candidates = ws.candidates(record)

@@ -194,20 +194,34 @@ def person_history(
             after_seq=after,
             limit=limit + 1,
         )
-    entries = [
-        HistoryEntry(
-            seq=r["seq"],
-            at=r["at"],
-            actor=r["actor"],
-            action=r["action"],
-            entity_type=r["entity_type"],
-            entity_id=r["entity_id"],
-            correlation_id=r["correlation_id"],
-            before=r["before"],
-            after=r["after"],
-        )
-        for r in rows
-    ]
+    return _page([_entry(r) for r in rows], limit)
+
+
+def audit_trail(
+    registry: Registry, *, after: int | None = None, limit: int = 50, **filters: Any
+) -> tuple[list[HistoryEntry], int | None]:
+    """The audit trail in chain order, filtered by entity, actor, action, correlation id
+    or time; person events' values opened where the person's key still exists."""
+    with registry.database.uow() as uow:
+        rows = uow.registry.audit_page(after_seq=after, limit=limit + 1, **filters)
+    return _page([_entry(r) for r in rows], limit)
+
+
+def _entry(r: dict[str, Any]) -> HistoryEntry:
+    return HistoryEntry(
+        seq=r["seq"],
+        at=r["at"],
+        actor=r["actor"],
+        action=r["action"],
+        entity_type=r["entity_type"],
+        entity_id=r["entity_id"],
+        correlation_id=r["correlation_id"],
+        before=r["before"],
+        after=r["after"],
+    )
+
+
+def _page(entries: list[HistoryEntry], limit: int) -> tuple[list[HistoryEntry], int | None]:
     next_cursor = entries[limit - 1].seq if len(entries) > limit else None
     return entries[:limit], next_cursor
 

@@ -36,6 +36,7 @@ from mdm.model.errors import ConcurrentUpdate
 from mdm.model.person import (
     MERGED_NOTE,
     AuditEvent,
+    Erasure,
     LinkedRecord,
     LinkSource,
     LinkState,
@@ -51,6 +52,7 @@ from mdm.store.locks import LOCK_SQL, lock_id
 from mdm.store.sealing import Sealer
 from mdm.store.tables import (
     AuditEventRow,
+    ErasureRow,
     MatchModelRow,
     NotAMatchRow,
     OutboxRow,
@@ -69,6 +71,7 @@ audit_t = cast(Table, AuditEventRow.__table__)
 outbox_t = cast(Table, OutboxRow.__table__)
 models_t = cast(Table, MatchModelRow.__table__)
 not_a_match_t = cast(Table, NotAMatchRow.__table__)
+erasures_t = cast(Table, ErasureRow.__table__)
 
 _RECORD_COLUMNS = [c for c in records_t.c if c.name not in ("raw", "explanation")]
 _LOAD_PERSONS = select(
@@ -654,6 +657,37 @@ class RegistryRepository:
         ]
         return self.open_audit(rows)
 
+    def audit_page(
+        self,
+        *,
+        after_seq: int | None,
+        limit: int,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        correlation_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Audit events in chain order, filtered; person events' values opened."""
+        c = audit_t.c
+        stmt = select(audit_t)
+        for column, value in (
+            (c.entity_type, entity_type), (c.entity_id, entity_id), (c.actor, actor),
+            (c.action, action), (c.correlation_id, correlation_id),
+        ):  # fmt: skip
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if since is not None:
+            stmt = stmt.where(c.at >= since)
+        if until is not None:
+            stmt = stmt.where(c.at < until)
+        if after_seq is not None:
+            stmt = stmt.where(c.seq > after_seq)
+        rows = [dict(r._mapping) for r in self.conn.execute(stmt.order_by(c.seq).limit(limit))]
+        return self.open_audit(rows)
+
     def open_audit(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Stored audit rows with each person event's values opened under its key."""
         keys = self.person_keys(UUID(r["entity_id"]) for r in rows if r["entity_type"] == "person")
@@ -913,6 +947,100 @@ class RegistryRepository:
         )
         if done.rowcount != 1:
             raise ConcurrentUpdate("the review item was resolved meanwhile")
+
+    # -- erasure ---------------------------------------------------------------------------
+    def erase(
+        self, person: PersonState, aliases: Sequence[UUID], *, at: datetime, actor: str
+    ) -> list[tuple[str, str]]:
+        """Remove every personal value of a person: its golden record, its records' payloads,
+        attributes and match features, its keys, the values in its review items and events.
+        Its own keys are destroyed, so its audit values can no longer be read. What is left:
+        the ids, and each record's (source, source_id) as a stub, so that the sources can
+        be told and a re-post recognised. Returns those pairs."""
+        ids = [person.id, *aliases]
+        done = self.conn.execute(
+            update(persons_t)
+            .where(persons_t.c.id == person.id, persons_t.c.version == person.version)
+            .values(
+                status=PersonStatus.ERASED.value,
+                golden={},
+                lineage={},
+                stewardship=None,
+                data_key=None,
+                version=person.version + 1,
+                updated_at=at,
+            )
+        )
+        if done.rowcount != 1:
+            raise ConcurrentUpdate("the person changed while it was being erased")
+        if aliases:
+            self.conn.execute(
+                update(persons_t)
+                .where(persons_t.c.id.in_(aliases))
+                .values(golden={}, lineage={}, stewardship=None, data_key=None, updated_at=at)
+            )
+        pairs = [
+            (source, source_id)
+            for source, source_id in self.conn.execute(
+                select(records_t.c.source, records_t.c.source_id)
+                .where(records_t.c.person_id == person.id)
+                .order_by(records_t.c.source, records_t.c.source_id)
+            )
+        ]
+        for source in sorted({s for s, _ in pairs}):
+            self.conn.execute(
+                update(records_t)
+                .where(records_t.c.person_id == person.id, records_t.c.source == source)
+                .values(
+                    raw={"erased": True},
+                    attributes={},
+                    features={"source": source},
+                    explanation={},
+                    received_at=at,
+                )
+            )
+        self.conn.execute(delete(keys_t).where(keys_t.c.person_id.in_(ids)))
+        involved = or_(reviews_t.c.person_a.in_(ids), reviews_t.c.person_b.in_(ids))
+        self.conn.execute(
+            update(reviews_t)
+            .where(involved, reviews_t.c.status == "open")
+            .values(status="resolved", decision="erased", resolved_at=at, resolved_by=actor)
+        )
+        self.conn.execute(
+            update(reviews_t).where(involved).values(explanation={"erased": True}, note=None)
+        )
+        self.conn.execute(
+            update(outbox_t).where(outbox_t.c.person_id.in_(ids)).values(payload={"erased": True})
+        )
+        for pid in ids:
+            self._wrapped_keys[pid] = None
+        return pairs
+
+    def insert_erasure(self, erasure: Erasure) -> None:
+        self.conn.execute(
+            insert(erasures_t).values(
+                person_id=erasure.person_id,
+                erased_at=erasure.erased_at,
+                requested_by=erasure.requested_by,
+                reason=erasure.reason,
+                records=[{"source": s, "source_id": i} for s, i in erasure.records],
+                aliases=[str(a) for a in erasure.aliases],
+            )
+        )
+
+    def erasure_of(self, person_id: UUID) -> Erasure | None:
+        row = self.conn.execute(select(erasures_t).where(erasures_t.c.person_id == person_id))
+        m = row.mappings().first()
+        if m is None:
+            return None
+        return Erasure(
+            person_id=m["person_id"],
+            erased_at=m["erased_at"],
+            requested_by=m["requested_by"],
+            reason=m["reason"],
+            records=tuple((r["source"], r["source_id"]) for r in m["records"]),
+            aliases=tuple(UUID(a) for a in m["aliases"]),
+        )
 
     def count(self, table: str) -> int:
         t = {"persons": persons_t, "source_records": records_t, "review_items": reviews_t}[table]

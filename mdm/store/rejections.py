@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from mdm.model.rejection import Rejection
 from mdm.store.sealing import Sealer
@@ -45,6 +56,18 @@ class RejectionRepository:
                 attempts=rejection.attempts,
             )
         )
+
+    def erase(self, pairs: Sequence[tuple[str, str]], person_ids: Sequence[UUID]) -> int:
+        """Drop the refused payloads of an erased person's records: erasure outranks
+        keeping what was sent."""
+        c = rejections_t.c
+        gone = 0
+        for chunk in [list(pairs[i : i + 500]) for i in range(0, len(pairs), 500)] or [[]]:
+            where: ColumnElement[bool] = c.person_id.in_(person_ids)
+            if chunk:
+                where = or_(where, tuple_(c.source, c.source_id).in_(chunk))
+            gone += self.conn.execute(delete(rejections_t).where(where)).rowcount or 0
+        return gone
 
     def get(self, rejection_id: UUID, *, lock: bool = False) -> Rejection | None:
         stmt = select(rejections_t).where(rejections_t.c.id == rejection_id)

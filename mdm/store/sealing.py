@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from mdm.crypto import KeyRing
+from mdm.crypto import KeyRing, is_sealed, key_id
 from mdm.model.redaction import ENCRYPTED_FIELDS
 
 Doc = dict[str, Any]
@@ -119,7 +119,11 @@ class Sealer:
         return self.ring.seal(orjson.dumps(value).decode())
 
     def _json_open(self, token: Any) -> Any:
-        return orjson.loads(self.ring.open(token)) if isinstance(token, str) else token
+        return orjson.loads(self.ring.open(token)) if is_sealed(token) else token
+
+    def _open(self, value: str) -> str:
+        # A value written before sealing existed is read as it is; `rotate-data` seals it.
+        return self.ring.open(value) if is_sealed(value) else value
 
     def seal(self, kind: str, doc: Any) -> Any:
         if kind == "raw":
@@ -129,7 +133,25 @@ class Sealer:
     def open(self, kind: str, doc: Any) -> Any:
         if kind == "raw":
             return _raw(doc, self._json_open)
-        return _KINDS[kind](doc, self.ring.open)
+        return _KINDS[kind](doc, self._open)
+
+    def rotate(self, kind: str, doc: Any) -> tuple[Any, int]:
+        """`doc` with every value under the active key (clear ones sealed), and how many
+        values that took; `doc` itself when none."""
+        ring, changed = self.ring, 0
+
+        def move(value: Any) -> Any:
+            nonlocal changed
+            if is_sealed(value):
+                if key_id(value) == ring.active:
+                    return value
+                changed += 1
+                return ring.seal(ring.open(value))
+            changed += 1
+            return ring.seal(value if kind != "raw" else orjson.dumps(value).decode())
+
+        out = (_raw if kind == "raw" else _KINDS[kind])(doc, move)
+        return (out, changed) if changed else (doc, 0)
 
 
 _KINDS: dict[str, Callable[[Any, Cipher], Any]] = {

@@ -62,6 +62,20 @@ class WebhookRepository:
     def _delivery(self, m: Any) -> Delivery:
         return _delivery(m, self.sealer)
 
+    def erase(self, person_ids: Sequence[UUID]) -> int:
+        """Deliveries about erased persons keep their type and person id, nothing else;
+        those still to be sent go out so (the person.erased event follows them)."""
+        d = deliveries_t.c
+        rows = self.conn.execute(
+            select(d.id, d.event_type, d.person_id).where(d.person_id.in_(person_ids))
+        ).all()
+        for delivery_id, event_type, person_id in rows:
+            scrubbed = {"type": event_type, "data": {"person_id": str(person_id), "erased": True}}
+            self.conn.execute(
+                update(deliveries_t).where(d.id == delivery_id).values(payload=scrubbed)
+            )
+        return len(rows)
+
     # -- fan-out ----------------------------------------------------------------------------
     def claim_unpublished(self, limit: int) -> list[PublishedEvent]:
         c = outbox_t.c

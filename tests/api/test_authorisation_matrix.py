@@ -1,4 +1,4 @@
-"""The authorisation matrix: five roles x every operation x own and foreign ids.
+"""The authorisation matrix: six roles x every operation x own and foreign ids.
 
 A role may get a 2xx only where it holds the operation's scope and, for a key bound to a
 source, only on that source's records. Every response of a role without the sensitive
@@ -20,6 +20,7 @@ ROLES: dict[str, dict[str, Any]] = {
     "integration_b": {"scopes": ["records:write", "records:read"], "source": "crm"},
     "steward": {"scopes": ["persons:read", "reviews:resolve", "persons:merge"]},
     "auditor": {"scopes": ["persons:read", "audit:read"]},
+    "privacy_officer": {"scopes": ["persons:read", "persons:erase"]},
     "admin": {"scopes": ["admin"]},
 }
 SSN, BIRTH, PAY = "219099999", "1984-07-21", "187345"
@@ -102,6 +103,9 @@ def _requests(ids: dict[str, str], own_source: str | None) -> list[tuple[str, st
             ("DELETE", "/v1/webhooks/{subscription_id}", f"/v1/webhooks/{ids['webhook']}", None,
              foreign),
             ("GET", "/v1/health/sync", "/v1/health/sync", None, foreign),
+            ("GET", "/v1/audit", "/v1/audit?limit=500", None, foreign),
+            ("DELETE", "/v1/persons/{person_id}", f"/v1/persons/{person}?reason=DSR-1", None,
+             foreign),
         ]  # fmt: skip
     return out
 
@@ -114,6 +118,7 @@ SOURCELESS = {
     "/v1/sources/{source}/mapping", "/v1/rejections", "/v1/webhooks",
     "/v1/webhooks/{subscription_id}", "/v1/webhooks/{subscription_id}/deliveries",
     "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/replay", "/v1/health/sync",
+    "/v1/audit",
 }  # fmt: skip
 
 
