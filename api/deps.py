@@ -36,6 +36,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/persons/{person_id}/fields/{field}"): "persons:read",
     ("GET", "/v1/persons/{person_id}/history"): "audit:read",
     ("POST", "/v1/persons/{person_id}/merge"): "persons:merge",
+    ("GET", "/v1/persons/{person_id}/consents"): "persons:read",
+    ("PUT", "/v1/persons/{person_id}/consents/{purpose}"): "records:write",
     ("GET", "/v1/reviews"): "reviews:resolve",
     ("GET", "/v1/reviews/{review_id}"): "reviews:resolve",
     ("POST", "/v1/reviews/{review_id}/resolve"): "reviews:resolve",
