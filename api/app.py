@@ -18,7 +18,17 @@ from fastapi import FastAPI
 from api import problems
 from api.metrics import Metrics, Timing
 from api.middleware import RequestGuard
-from api.routes import audit, health, persons, records, rejections, reviews, sources, webhooks
+from api.routes import (
+    audit,
+    consents,
+    health,
+    persons,
+    records,
+    rejections,
+    reviews,
+    sources,
+    webhooks,
+)
 from api.ui import routes as ui
 from mdm import __version__
 from mdm.config import Settings, get_settings
@@ -45,7 +55,17 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.state.registry = registry
     app.state.metrics = metrics = Metrics(registry)
     problems.install(app)
-    for module in (records, persons, reviews, sources, rejections, webhooks, audit, health):
+    for module in (
+        records,
+        persons,
+        consents,
+        reviews,
+        sources,
+        rejections,
+        webhooks,
+        audit,
+        health,
+    ):
         app.include_router(module.router)
     ui.install(app)
     app.add_middleware(Timing, metrics=metrics)

@@ -38,6 +38,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/persons/{person_id}"): "persons:erase",
     ("GET", "/v1/audit"): "audit:read",
     ("POST", "/v1/persons/{person_id}/merge"): "persons:merge",
+    ("GET", "/v1/persons/{person_id}/consents"): "persons:read",
+    ("PUT", "/v1/persons/{person_id}/consents/{purpose}"): "records:write",
     ("GET", "/v1/reviews"): "reviews:resolve",
     ("GET", "/v1/reviews/{review_id}"): "reviews:resolve",
     ("POST", "/v1/reviews/{review_id}/resolve"): "reviews:resolve",

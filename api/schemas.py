@@ -117,6 +117,12 @@ class RecordLinkOut(BaseModel):
     )
 
 
+class ConsentStateOut(BaseModel):
+    granted: bool
+    source: str
+    at: datetime
+
+
 class PersonOut(BaseModel):
     id: UUID
     status: str
@@ -124,7 +130,9 @@ class PersonOut(BaseModel):
     lineage: dict[str, Any]
     records: list[RecordLinkOut]
     aliases: list[UUID]
-    consents: dict[str, Any] = {}
+    consents: dict[str, ConsentStateOut] = Field(
+        default={}, description="What holds per purpose: the statement with the latest `at`"
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -201,6 +209,46 @@ class SplitIn(Strict):
 class SplitOut(BaseModel):
     person_id: UUID = Field(description="The person the record belongs to now")
     from_person_id: UUID
+
+
+class ConsentIn(Strict):
+    granted: bool = Field(strict=True, description="true: given; false: withdrawn")
+    source: str = Field(max_length=64, examples=["crm"], description="The system that captured it")
+    at: AwareDatetime = Field(
+        description="When the person gave or withdrew it; at most 5 minutes in the future"
+    )
+    evidence: str | None = Field(
+        default=None, max_length=2000, examples=["form:newsletter-signup/8812"]
+    )
+
+
+class ConsentOut(BaseModel):
+    purpose: str
+    granted: bool
+    source: str
+    at: datetime
+    evidence: str | None
+    recorded_at: datetime
+    recorded_by: str
+    recorded_on: UUID = Field(
+        description="The person id it was recorded on: an id since merged into this person "
+        "for a statement made before the merge"
+    )
+
+
+class ConsentRecordedOut(ConsentOut):
+    """What holds for the purpose after the statement (an older statement changes nothing)."""
+
+    person_id: UUID
+    changed: bool = Field(description="Whether what holds for the purpose changed")
+
+
+class PersonConsentsOut(BaseModel):
+    person_id: UUID
+    consents: dict[str, ConsentOut] = Field(description="What holds per purpose")
+    history: list[ConsentOut] | None = Field(
+        default=None, description="With ?history=true: every statement, newest first"
+    )
 
 
 class HistoryEntryOut(BaseModel):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, CorrelationDep, PrincipalDep, RegistryDep
 from api.schemas import (
+    ConsentStateOut,
     ErasureOut,
     FieldOut,
     HistoryEntryOut,
@@ -66,6 +67,10 @@ def person_out(view: PersonView, scopes: Iterable[str]) -> PersonOut:
             for r in view.records
         ],
         aliases=list(view.aliases),
+        consents={
+            purpose: ConsentStateOut(granted=c.granted, source=c.source, at=c.at)
+            for purpose, c in view.consents.items()
+        },
         version=view.version,
         created_at=view.created_at,
         updated_at=view.updated_at,
@@ -80,8 +85,9 @@ def person_out(view: PersonView, scopes: Iterable[str]) -> PersonOut:
 async def read_person(
     person_id: UUID, registry: RegistryDep, actor: ActorDep, principal: PrincipalDep
 ) -> PersonOut:
-    """The golden record, its lineage and linked records. A merged-away id answers with the
-    person it was merged into (whose `aliases` hold the old id)."""
+    """The golden record, its lineage, linked records and what holds of its consents per
+    purpose. A merged-away id answers with the person it was merged into (whose `aliases`
+    hold the old id)."""
     return person_out(get_person(registry, person_id), principal.scopes)
 
 

@@ -15,6 +15,7 @@ EVENT_TYPES = (
     "person.hired",
     "person.employee_id_assigned",
     "person.erased",
+    "person.consent_changed",
     "record.linked",
     "record.updated",
     "review.opened",

@@ -51,6 +51,7 @@ def _erase(
         pairs = repo.erase(person, aliases, at=now, actor=actor)
         uow.rejections.erase(pairs, ids)
         uow.webhooks.erase(ids)
+        uow.consents.erase(ids)
         erasure = Erasure(person.id, now, actor, reason, tuple(pairs), tuple(aliases))
         repo.insert_erasure(erasure)
         # Ids and source ids only: what every connected system needs to find its copy.

@@ -19,10 +19,11 @@ from mdm.flow.survivorship import (
     field_rule,
 )
 from mdm.mapping.profile import CANONICAL_FIELDS
+from mdm.model.consent import Consent, current_consents
 from mdm.model.errors import FieldIssue, InvalidRecord, PersonErased, PersonNotFound
 from mdm.model.person import LinkedRecord, PersonStatus, ReviewItem
 from mdm.services.context import Registry
-from mdm.store.registry import RegistryRepository
+from mdm.store.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class PersonView:
     created_at: datetime
     updated_at: datetime
     requested_id: UUID
+    consents: dict[str, Consent]  # what holds per purpose, also from the aliases
 
 
 def _link(r: LinkedRecord) -> RecordLink:
@@ -72,7 +74,8 @@ def _link(r: LinkedRecord) -> RecordLink:
     )
 
 
-def view_of(repo: RegistryRepository, person_id: UUID) -> PersonView:
+def view_of(uow: UnitOfWork, person_id: UUID) -> PersonView:
+    repo = uow.registry
     requested = person_id
     seen: set[UUID] = set()
     rereads = 3
@@ -93,24 +96,26 @@ def view_of(repo: RegistryRepository, person_id: UUID) -> PersonView:
             rereads -= 1
             continue
         break
+    aliases = tuple(repo.aliases_of(person.id))
     return PersonView(
         id=person.id,
         status=person.status.value,
         attributes=person.golden,
         lineage=person.lineage,
         records=tuple(_link(r) for r in records),
-        aliases=tuple(repo.aliases_of(person.id)),
+        aliases=aliases,
         version=person.version,
         created_at=person.created_at,
         updated_at=person.updated_at,
         requested_id=requested,
+        consents=current_consents(uow.consents.of([person.id, *aliases])),
     )
 
 
 def get_person(registry: Registry, person_id: UUID) -> PersonView:
     """The person, or the survivor it was merged into; `PersonErased` after an erasure."""
     with registry.database.uow() as uow:
-        return view_of(uow.registry, person_id)
+        return view_of(uow, person_id)
 
 
 def search_persons(
@@ -153,7 +158,7 @@ def search_persons(
         while len(views) < limit:
             ids = uow.registry.search_person_ids(keys=keys, limit=limit, after=after)
             for pid in ids:
-                view = view_of(uow.registry, pid)
+                view = view_of(uow, pid)
                 if wanted_name is None or _has_name(view, wanted_name):
                     views.append(view)
             if len(ids) < limit:
@@ -187,7 +192,7 @@ def person_history(
     merged into it, splits, review items opened and resolved, golden record changes. Also
     what happened under the ids merged into it. Returns a page and the next cursor."""
     with registry.database.uow() as uow:
-        view = view_of(uow.registry, person_id)
+        view = view_of(uow, person_id)
         rows = uow.registry.history(
             person_ids=[view.id, *view.aliases],
             record_keys=[f"{r.source}/{r.source_id}" for r in view.records],
@@ -274,7 +279,7 @@ def explain_field(registry: Registry, person_id: UUID, name: str) -> FieldExplai
         )
     name = {"email": "emails", "phone": "phones"}.get(name, name)
     with registry.database.uow() as uow:
-        view = view_of(uow.registry, person_id)
+        view = view_of(uow, person_id)
         choices = uow.registry.choices_of(view.id)
         conflicts = [
             c for c in uow.registry.conflicts_of(view.id) if c.explanation.get("field") == name

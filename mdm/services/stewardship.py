@@ -53,9 +53,7 @@ def review_detail(registry: Registry, review_id: UUID) -> ReviewDetail:
         item = uow.registry.get_review(review_id)
         if item is None:
             raise ReviewNotFound(review_id)
-        return ReviewDetail(
-            item, view_of(uow.registry, item.person_a), view_of(uow.registry, item.person_b)
-        )
+        return ReviewDetail(item, view_of(uow, item.person_a), view_of(uow, item.person_b))
 
 
 @dataclass(frozen=True, slots=True)

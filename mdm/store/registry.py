@@ -824,8 +824,14 @@ class RegistryRepository:
         return [dict(r._mapping) for r in rows]
 
     # -- reading for callers ---------------------------------------------------------------
-    def get_person(self, person_id: UUID) -> PersonState | None:
-        row = self.conn.execute(select(persons_t).where(persons_t.c.id == person_id)).first()
+    def get_person(self, person_id: UUID, *, lock: bool = False) -> PersonState | None:
+        """`lock`: hold the person's row against updates (a merge) until the end of the
+        unit of work, on PostgreSQL; SQLite's units of work are serial already. Rows that
+        merely reference the person (its records) can still be written meanwhile."""
+        stmt = select(persons_t).where(persons_t.c.id == person_id)
+        if lock and self.dialect == "postgresql":
+            stmt = stmt.with_for_update(key_share=True)
+        row = self.conn.execute(stmt).first()
         if row is None:
             return None
         return self._person(dict(row._mapping))

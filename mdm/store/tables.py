@@ -347,3 +347,23 @@ class NotAMatchRow(Base):
     reopened_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_not_a_match_person_b", "person_b"),)
+
+
+class ConsentRow(Base):
+    """Consent statements as the sources captured them: appended, never changed. A person's
+    current consent for a purpose is derived (the latest `at`), so a statement arriving
+    late is kept without rewriting anything."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("persons.id"))
+    purpose: Mapped[str] = mapped_column(String(64))
+    granted: Mapped[bool]
+    source: Mapped[str] = mapped_column(String(64))  # the system that captured it
+    at: Mapped[datetime]  # when it was given or withdrawn, as the source says
+    evidence: Mapped[str | None] = mapped_column(Text)  # a form id, a URL
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_consents_person_purpose_at", "person_id", "purpose", "at"),)

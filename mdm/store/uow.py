@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
+from mdm.store.consents import ConsentRepository
 from mdm.store.health import HealthRepository
 from mdm.store.keys import KeyRepository
 from mdm.store.registry import RegistryRepository
@@ -37,6 +38,7 @@ class UnitOfWork:
         self.webhooks = WebhookRepository(self._conn, self._sealer)
         self.health = HealthRepository(self._conn)
         self.keys = KeyRepository(self._conn)
+        self.consents = ConsentRepository(self._conn)
         return self
 
     def __exit__(

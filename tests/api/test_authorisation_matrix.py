@@ -80,6 +80,11 @@ def _requests(ids: dict[str, str], own_source: str | None) -> list[tuple[str, st
              foreign),
             ("POST", "/v1/persons/{person_id}/merge", f"/v1/persons/{person}/merge",
              {"other_id": person}, foreign),
+            ("PUT", "/v1/persons/{person_id}/consents/{purpose}",
+             f"/v1/persons/{person}/consents/marketing.email",
+             {"granted": True, "source": source, "at": "2026-01-05T09:00:00Z"}, foreign),
+            ("GET", "/v1/persons/{person_id}/consents", f"/v1/persons/{person}/consents", None,
+             foreign),
             ("GET", "/v1/reviews", "/v1/reviews", None, foreign),
             ("GET", "/v1/reviews/{review_id}", f"/v1/reviews/{ids['review']}", None, foreign),
             ("POST", "/v1/reviews/{review_id}/resolve", f"/v1/reviews/{ids['review']}/resolve",
@@ -113,7 +118,8 @@ def _requests(ids: dict[str, str], own_source: str | None) -> list[tuple[str, st
 # Operations whose object carries no source: "foreign" means nothing for them.
 SOURCELESS = {
     "/v1/match", "/v1/persons", "/v1/persons/{person_id}", "/v1/persons/{person_id}/fields/{field}",
-    "/v1/persons/{person_id}/history", "/v1/persons/{person_id}/merge", "/v1/reviews",
+    "/v1/persons/{person_id}/history", "/v1/persons/{person_id}/merge",
+    "/v1/persons/{person_id}/consents", "/v1/reviews",
     "/v1/reviews/{review_id}", "/v1/reviews/{review_id}/resolve", "/v1/sources",
     "/v1/sources/{source}/mapping", "/v1/rejections", "/v1/webhooks",
     "/v1/webhooks/{subscription_id}", "/v1/webhooks/{subscription_id}/deliveries",

@@ -20,7 +20,9 @@ PHONE, PHONE_E164 = "+1 415 555 0199", "+14155550199"
 SSN, SSN_CLEAR = "078-05-1120", "078051120"
 BIRTH, PAY = "1979-03-14", "98765"
 NOTE = "spoke to xiomara about the offer"
+EVIDENCE = "signed form 4471 at 12 Quay Street"
 PERSONAL = [GIVEN, FAMILY, EMAIL, WORK, PHONE, PHONE_E164, SSN, SSN_CLEAR, BIRTH, PAY, NOTE]
+PERSONAL += [EVIDENCE]
 PERSONAL += [v.lower() for v in (GIVEN, FAMILY)] + [v.upper() for v in (GIVEN, FAMILY)]
 
 
@@ -60,6 +62,9 @@ def test_erasure_leaves_no_personal_value_and_tells_every_system(
         assert answer.status_code in (200, 201), answer.text
         person_id = person_id or answer.json()["person_id"]
         assert answer.json()["person_id"] == person_id
+    consent = {"granted": True, "source": "crm", "at": "2026-11-01T10:00:00Z",
+               "evidence": EVIDENCE}  # fmt: skip
+    assert client.put(f"/v1/persons/{person_id}/consents/marketing", json=consent).is_success
     # A refused payload of the same record, and a stranger who must stay untouched.
     bad = {"source": "crm", "source_id": "c-77", "data": {"given_name": GIVEN, "email": "x@@"}}
     assert client.post("/v1/records", json=bad).status_code == 422

@@ -135,7 +135,15 @@ def test_after_rotation_every_value_opens_with_the_new_key_alone(pg_registry: Re
 
 
 @pytest.mark.parametrize(
-    "spec", ["k1", "k1:c2hvcnQ", "k1:!!!", "bad id:" + new_key(), ",", "k1:" + new_key() * 2]
+    "spec",
+    [
+        "k1",
+        "k1:c2hvcnQ",
+        "k1:!!!",
+        "bad id:7w4TWGw0n1b7QmJz9gO3c1uUi7VnqzK0L5m2B1r6ZxY",
+        ",",
+        "k1:7w4TWGw0n1b7QmJz9gO3c1uUi7VnqzK0L5m2B1r6ZxY7w4TWGw0n1b7QmJz9gO3c1uUi7VnqzK0L5m2B1r6ZxY",
+    ],
 )
 def test_a_bad_key_ring_is_refused_without_echoing_key_material(spec: str) -> None:
     with pytest.raises(SettingsError) as caught:
