@@ -303,6 +303,10 @@ class MappingFieldOut(BaseModel):
     paths: list[str]
     required: bool
     sensitive: bool
+    scope: str | None = Field(
+        default=None, description="The scope that shows the value in clear, if sensitive"
+    )
+    encrypted: bool = Field(default=False, description="Stored encrypted at rest")
     description: str
     rule: str = Field(description="What the profile does to the value, in one line")
     owner: list[str] = Field(

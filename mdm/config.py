@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     data_keys: str = ""
     blind_index_key: str = ""
     secrets_file: Path = Path(".mdm-secrets")
+    # More sensitive fields, or another scope for one, as JSON: {"phones":
+    # "persons:read:sensitive"}. Shown in clear only to keys holding the scope, in every
+    # output (reads, search, reviews, history, webhooks). The defaults stay sensitive.
+    sensitive_fields: dict[str, str] = Field(default_factory=dict)
     db_pool_size: int = Field(default=10, ge=1)
     # Source mapping profiles (TOML). The shipped ones (greenhouse, workday, salesforce)
     # load first; files in MDM_PROFILES_DIR add sources or replace one of the same key.
@@ -63,6 +67,20 @@ class Settings(BaseSettings):
     def _thresholds_ordered(self) -> Settings:
         if self.review_threshold > self.auto_merge_threshold:
             raise ValueError("MDM_REVIEW_THRESHOLD must not exceed MDM_AUTO_MERGE_THRESHOLD")
+        return self
+
+    @model_validator(mode="after")
+    def _sensitive_fields(self) -> Settings:
+        from mdm.mapping.profile import CANONICAL_FIELDS
+        from mdm.model.redaction import SCOPES_THAT_SHOW
+
+        for name, scope in self.sensitive_fields.items():
+            if name not in CANONICAL_FIELDS:
+                raise ValueError(f"MDM_SENSITIVE_FIELDS: {name!r} is not a canonical field")
+            if scope not in SCOPES_THAT_SHOW:
+                raise ValueError(
+                    f"MDM_SENSITIVE_FIELDS: {name} needs one of {', '.join(SCOPES_THAT_SHOW)}"
+                )
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,27 @@ SENSITIVE_FIELDS: Mapping[str, str] = {
     "interview_feedback": SENSITIVE_SCOPE,
     "compensation": COMPENSATION_SCOPE,
 }
+# The fields in force: the defaults, and what MDM_SENSITIVE_FIELDS adds or changes
+# (`configure`, once per process, from the settings).
+_sensitive: dict[str, str] = dict(SENSITIVE_FIELDS)
+SCOPES_THAT_SHOW = (SENSITIVE_SCOPE, COMPENSATION_SCOPE)
+
+
+def configure(extra: Mapping[str, str]) -> None:
+    """Make more fields sensitive, or move one to another scope. A default one stays
+    sensitive: a setting can tighten what is shown, never loosen it."""
+    for field, scope in extra.items():
+        if scope not in SCOPES_THAT_SHOW:
+            raise ValueError(f"{field}: {scope!r} is not one of {', '.join(SCOPES_THAT_SHOW)}")
+    _sensitive.clear()
+    _sensitive.update({**SENSITIVE_FIELDS, **extra})
+
+
+def sensitive_fields() -> dict[str, str]:
+    """Field -> the scope that shows it in clear, as configured."""
+    return dict(_sensitive)
+
+
 # Fields never stored in clear: sealed in every document the database keeps (see
 # mdm/store/sealing.py) and matched through a keyed blind index instead.
 ENCRYPTED_FIELDS: tuple[str, ...] = ("national_id",)
@@ -30,7 +51,7 @@ def redact(values: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
         return dict(values)
     out: dict[str, Any] = {}
     for name, value in values.items():
-        needed = SENSITIVE_FIELDS.get(name)
+        needed = _sensitive.get(name)
         if needed is None or needed in held:
             out[name] = value
         elif name == "national_id" and isinstance(value, str) and value:
@@ -41,7 +62,7 @@ def redact(values: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
 def visibility(field: str, scopes: Iterable[str]) -> str:
     """clear | masked | hidden: how `field` shows to a holder of `scopes`."""
     held = set(scopes)
-    needed = SENSITIVE_FIELDS.get(field)
+    needed = _sensitive.get(field)
     if needed is None or ADMIN_SCOPE in held or needed in held:
         return "clear"
     return "masked" if field == "national_id" else "hidden"

@@ -9,6 +9,7 @@ from mdm.flow.survivorship import DEFAULT_RULES
 from mdm.mapping.load import SHIPPED_PROFILES, load_rules, load_sources
 from mdm.mapping.profile import Sources
 from mdm.mapping.stats import MappingStats
+from mdm.model import redaction
 from mdm.services.working_set import GenericKeys
 from mdm.store.db import make_engine
 from mdm.store.sealing import Sealer
@@ -33,6 +34,8 @@ class Registry:
         # unit of work; the sources are fixed for the life of the process.
         self.source_kinds: dict[str, str] = {s.key: s.kind.value for s in self.sources}
         self.mapping_stats = MappingStats()
+        # Redaction reads the sensitive fields on every output; they are the process's.
+        redaction.configure(settings.sensitive_fields)
         self.rules = (
             load_rules(settings.survivorship_file) if settings.survivorship_file else DEFAULT_RULES
         )

@@ -14,7 +14,7 @@ from mdm.mapping.paths import JsonPath
 from mdm.mapping.profile import FieldSpec, FieldType, PayRange, Source
 from mdm.model.errors import InvalidRecord, UnknownSource
 from mdm.model.record import IncomingRecord, NormalisedRecord
-from mdm.model.redaction import ENCRYPTED_FIELDS
+from mdm.model.redaction import ENCRYPTED_FIELDS, sensitive_fields
 from mdm.services.context import Registry
 
 
@@ -75,12 +75,15 @@ def describe_mapping(source: Source) -> dict[str, Any]:
 
 
 def describe_field(spec: FieldSpec) -> dict[str, Any]:
+    shown_with = sensitive_fields().get(spec.name)
     out: dict[str, Any] = {
         "field": spec.name,
         "type": spec.type.value,
         "paths": [p.text for p in spec.paths],
         "required": spec.required,
-        "sensitive": spec.sensitive,
+        "sensitive": spec.sensitive or shown_with is not None,
+        "scope": shown_with,
+        "encrypted": spec.name in ENCRYPTED_FIELDS,
         "description": spec.description,
         "rule": _rule_text(spec),
     }

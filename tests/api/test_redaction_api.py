@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
+from mdm.config import SettingsError, load_settings
+from mdm.model import redaction
 from mdm.services.context import Registry
 from mdm.services.keys import create_key
+from tests.conftest import ADMIN_KEY, settings_for, truncate
 
 SSN, BIRTH, PAY, OFFER = "219-09-9999", "1984-07-21", 187345, 181234
 
@@ -63,3 +68,35 @@ def test_no_sensitive_value_leaks_without_its_scope(client: TestClient, registry
     assert str(OFFER) in seen and BIRTH not in seen
     person_body = json.loads(client.get(f"/v1/persons/{person_id}").text)
     assert person_body["attributes"]["national_id"] == "219099999"  # the admin sees all
+
+
+def test_more_fields_can_be_made_sensitive(
+    database_url: str, request: pytest.FixtureRequest
+) -> None:
+    settings = settings_for(database_url, sensitive_fields={"phones": "persons:read:sensitive"})
+    registry = Registry.from_settings(settings)
+    request.addfinalizer(registry.close)
+    request.addfinalizer(lambda: redaction.configure({}))  # the next test's defaults
+    if registry.database.dialect == "postgresql":
+        truncate(registry)
+    app = create_app(settings, registry=registry)
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        data = {"given_name": "Ana", "family_name": "Okafor", "phone": "+34 612 345 678"}
+        made = admin.post("/v1/records", json={"source": "crm", "source_id": "c1", "data": data})
+        person_id = made.json()["person_id"]
+        assert admin.get(f"/v1/persons/{person_id}").json()["attributes"]["phones"]
+        _, key = create_key(registry, name="reader", scopes=["persons:read"], actor="t")
+        plain = {"Authorization": f"Bearer {key}"}
+        seen = admin.get(f"/v1/persons/{person_id}", headers=plain)
+        assert seen.status_code == 200 and "phones" not in seen.json()["attributes"]
+        assert "612" not in seen.text
+        mapping = admin.get("/v1/sources/crm/mapping").json()["fields"]
+        phones = next(f for f in mapping if f["field"] == "phones")
+        assert phones["sensitive"] is True and phones["scope"] == "persons:read:sensitive"
+
+
+def test_a_sensitive_field_setting_must_name_a_field_and_a_reading_scope() -> None:
+    with pytest.raises(SettingsError, match="not a canonical field"):
+        load_settings(sensitive_fields={"shoe_size": "persons:read:sensitive"})
+    with pytest.raises(SettingsError, match="needs one of"):
+        load_settings(sensitive_fields={"phones": "persons:read"})
