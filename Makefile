@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_mapping
 	$(BIN)/python -m tests.bench.bench_survivorship
 	$(BIN)/python -m tests.bench.bench_webhooks
+	$(BIN)/python -m tests.bench.bench_trust
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train

@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import socket
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -612,13 +613,23 @@ def keys_rotate_data(
 
     registry = _registry()
     try:
-        moved = rotate(registry.database.engine, registry.database.sealer, batch=batch)
+        moved = rotate(
+            registry.database.engine, registry.database.sealer, batch=batch,
+            locate=partial(_payload_locations, registry),
+        )  # fmt: skip
     finally:
         registry.close()
     active = registry.settings.keyring.active
     for table, n in sorted(moved.items()):
         console.print(f"{table}: {n} value(s) moved to key {active}")
     console.print(f"every sealed value is now under key {active}")
+
+
+def _payload_locations(registry: Any, source: str, data: Any) -> tuple[str, ...]:
+    from mdm.model.record import IncomingRecord
+    from mdm.services.sources import sealed_locations
+
+    return sealed_locations(registry, IncomingRecord(source, "", data or {}))
 
 
 @keys_app.command("new-data-key")

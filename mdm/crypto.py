@@ -58,6 +58,12 @@ class KeyRing:
             raise KeyRingError(f"the active key {active!r} is not in the ring")
         self.active = active
         self._ciphers = {kid: AESGCM(key) for kid, key in keys.items()}
+        # A registry reads the same stored values over and over (every candidate person's
+        # records, at every ingest that finds them) and re-writes a golden record's values
+        # unchanged: both directions are remembered, up to a bound. Sealing a value again
+        # with the nonce it had gives the same ciphertext and tells nothing new.
+        self._opened: dict[str, str] = {}
+        self._sealed: dict[str, str] = {}
 
     @classmethod
     def parse(cls, spec: str) -> KeyRing:
@@ -90,10 +96,19 @@ class KeyRing:
         return tuple(self._ciphers)
 
     def seal(self, text: str) -> str:
-        return self._seal(text.encode(), _FIELD_AAD)
+        token = self._sealed.get(text)
+        if token is None:
+            token = self._seal(text.encode(), _FIELD_AAD)
+            _remember(self._sealed, text, token)
+            _remember(self._opened, token, text)
+        return token
 
     def open(self, token: str) -> str:
-        return self._open(token, _FIELD_AAD).decode()
+        text = self._opened.get(token)
+        if text is None:
+            text = self._open(token, _FIELD_AAD).decode()
+            _remember(self._opened, token, text)
+        return text
 
     def wrap(self, key: bytes) -> str:
         """A person's key, sealed under the ring for storage next to the person."""
@@ -124,6 +139,15 @@ class KeyRing:
             return cipher.decrypt(blob[:_NONCE], blob[_NONCE:], aad)
         except (InvalidTag, binascii.Error, ValueError):
             raise UnreadableValue(f"a value sealed under key {kid!r} does not open") from None
+
+
+_REMEMBERED = 100_000
+
+
+def _remember(cache: dict[str, str], key: str, value: str) -> None:
+    if len(cache) >= _REMEMBERED:
+        cache.clear()  # cheaper than tracking recency, and rare
+    cache[key] = value
 
 
 def is_sealed(value: Any) -> bool:

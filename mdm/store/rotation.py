@@ -28,19 +28,28 @@ DOCUMENTS: dict[str, dict[str, str]] = {
 }
 
 
+Locate = Callable[[str, Any], tuple[str, ...]]
+
+
 def rotate(
     engine: Engine,
     sealer: Sealer,
     *,
     batch: int = 1000,
+    locate: Locate | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> Counter[str]:
-    """Move everything under the ring's active key; counts of values moved, by table."""
+    """Move everything under the ring's active key; counts of values moved, by table.
+
+    `locate(source, data)` names where a payload holds encrypted fields: a raw payload
+    stored before sealing existed (no `sealed` list) gets its values sealed too."""
     moved: Counter[str] = Counter()
     for name, columns in DOCUMENTS.items():
         table: Table = Base.metadata.tables[name]
         key = next(iter(table.primary_key.columns))
         extra = [table.c.data_key] if name == "persons" else []
+        if "raw" in columns:
+            extra.append(table.c.source)
         last: Any = None
         while True:
             with engine.begin() as conn:
@@ -55,7 +64,10 @@ def rotate(
                 for row in rows:
                     values: dict[str, Any] = {}
                     for column, kind in columns.items():
-                        doc, n = sealer.rotate(kind, row._mapping[column])
+                        doc = row._mapping[column]
+                        if kind == "raw" and locate is not None:
+                            doc = _located(doc, row._mapping["source"], locate)
+                        doc, n = sealer.rotate(kind, doc)
                         if n:
                             values[column], moved[name] = doc, moved[name] + n
                     wrapped = row._mapping.get("data_key")
@@ -68,3 +80,10 @@ def rotate(
             if progress is not None:
                 progress(name, len(rows))
     return moved
+
+
+def _located(raw: Any, source: str | None, locate: Locate) -> Any:
+    if not isinstance(raw, dict) or raw.get("sealed") or source is None:
+        return raw
+    found = locate(source, raw.get("data"))
+    return {**raw, "sealed": list(found)} if found else raw

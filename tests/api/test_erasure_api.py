@@ -94,6 +94,13 @@ def test_erasure_leaves_no_personal_value_and_tells_every_system(
         ("ats", "a-77"), ("crm", "c-77"), ("hris", "h-77"),
     ]  # fmt: skip
 
+    # Each subscription is handed the event (with the deliveries' earlier payloads gone).
+    fan_out(registry)
+    deliveries = client.get(f"/v1/webhooks/{hook.json()['id']}/deliveries").json()["items"]
+    told = [d for d in deliveries if d["event_type"] == "person.erased"]
+    assert len(told) == 1 and len(told[0]["payload"]["data"]["records"]) == 3
+    assert _leftovers(registry) == []
+
     # The trail keeps its events and its chain; the person's values no longer open.
     trail = client.get("/v1/audit", params={"entity_id": person_id}).json()["items"]
     created = next(e for e in trail if e["action"] == "person.created")

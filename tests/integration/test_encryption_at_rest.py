@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
 from mdm.config import SettingsError, load_settings
@@ -19,8 +19,9 @@ from mdm.flow.normalise import blind_index
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.ingest import ingest_many
+from mdm.services.sources import sealed_locations
 from mdm.store.rotation import rotate
-from mdm.store.tables import PersonKeyRow
+from mdm.store.tables import PersonKeyRow, SourceRecordRow
 from tests.conftest import settings_for
 from tests.factories import audit_trail
 
@@ -153,3 +154,34 @@ def test_a_bad_key_ring_is_refused_without_echoing_key_material(spec: str) -> No
     assert "s3cr3t-admin" not in message
     if ":" in spec:
         assert spec.split(":", 1)[1] not in message
+
+
+def test_rotate_data_seals_values_written_before_encryption(pg_registry: Registry) -> None:
+    """A registry that kept national ids in clear: rotate-data seals them where they are."""
+    ingest_many(pg_registry, _records()[:4], actor="load")
+    clear = {"data": {"national_id": "201-02-1003"}}
+    with pg_registry.database.engine.begin() as conn:
+        conn.execute(
+            update(SourceRecordRow)
+            .where(SourceRecordRow.source == "hris")
+            .values(raw=clear, attributes={"given_name": "Ines", "national_id": "201021003"})
+        )
+    assert "201-02-1003" in _dump(pg_registry)
+
+    def locate(source: str, data: Any) -> tuple[str, ...]:
+        return sealed_locations(pg_registry, IncomingRecord(source, "", data))
+
+    moved = rotate(pg_registry.database.engine, pg_registry.database.sealer, locate=locate)
+    assert moved["source_records"] == 4  # two records, a payload value and an attribute each
+    dump = _dump(pg_registry)
+    assert "201-02-1003" not in dump and "201021003" not in dump
+    with pg_registry.database.uow() as uow:
+        (record,) = [
+            r
+            for pid in uow.registry.conn.scalars(
+                select(SourceRecordRow.person_id).where(SourceRecordRow.source_id == "h-1")
+            )
+            for r in uow.registry.records_of(pid)
+        ]
+    assert record.raw is not None and record.raw["data"]["national_id"] == "201-02-1003"
+    assert record.attributes["national_id"] == "201021003"
