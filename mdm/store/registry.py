@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -985,14 +985,13 @@ class RegistryRepository:
                 .where(persons_t.c.id.in_(aliases))
                 .values(golden={}, lineage={}, stewardship=None, data_key=None, updated_at=at)
             )
-        pairs = [
-            (source, source_id)
-            for source, source_id in self.conn.execute(
-                select(records_t.c.source, records_t.c.source_id)
-                .where(records_t.c.person_id == person.id)
-                .order_by(records_t.c.source, records_t.c.source_id)
-            )
-        ]
+        rows = self.conn.execute(
+            select(records_t.c.source, records_t.c.source_id, records_t.c.features)
+            .where(records_t.c.person_id == person.id)
+            .order_by(records_t.c.source, records_t.c.source_id)
+        ).all()
+        pairs = [(source, source_id) for source, source_id, _ in rows]
+        self._forget_names([MatchFeatures.from_json(f) for _, _, f in rows])
         for source in sorted({s for s, _ in pairs}):
             self.conn.execute(
                 update(records_t)
@@ -1021,6 +1020,36 @@ class RegistryRepository:
         for pid in ids:
             self._wrapped_keys[pid] = None
         return pairs
+
+    def _forget_names(self, features: Sequence[MatchFeatures]) -> None:
+        """Trained models keep the registry's names held by two records or more (their
+        frequencies): a name only the erased person held leaves every stored model."""
+        held: dict[str, Counter[str]] = {
+            "given": Counter(f.given.split(" ")[0] for f in features if f.given),
+            "family": Counter(f.family for f in features if f.family),
+        }
+        if not any(held.values()):
+            return
+        for version, parameters in self.conn.execute(
+            select(models_t.c.version, models_t.c.parameters)
+        ).all():
+            tables = parameters.get("term_frequencies") or {}
+            rare = parameters.get("rare") or {}
+            changed = False
+            for part, names in held.items():
+                table = tables.get(part) or {}
+                for name, own in names.items():
+                    share = table.get(name)
+                    # The share times the part's total (1 / rare) is how many records held it.
+                    if share is not None and rare.get(part) and round(share / rare[part]) <= own:
+                        del table[name]
+                        changed = True
+            if changed:
+                self.conn.execute(
+                    update(models_t)
+                    .where(models_t.c.version == version)
+                    .values(parameters={**parameters, "term_frequencies": tables})
+                )
 
     def insert_erasure(self, erasure: Erasure) -> None:
         self.conn.execute(

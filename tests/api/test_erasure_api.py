@@ -12,7 +12,7 @@ from sqlalchemy import JSON, String, Text, select
 from mdm.services.context import Registry
 from mdm.services.delivery import fan_out
 from mdm.store.audit import verify
-from mdm.store.tables import Base, OutboxRow
+from mdm.store.tables import Base, MatchModelRow, OutboxRow
 
 GIVEN, FAMILY = "Xiomara", "Quintanilla-Baptiste"
 EMAIL, WORK = "xiomara.qb@example.org", "xqbaptiste@initech.example"
@@ -22,7 +22,7 @@ BIRTH, PAY = "1979-03-14", "98765"
 NOTE = "spoke to xiomara about the offer"
 EVIDENCE = "signed form 4471 at 12 Quay Street"
 PERSONAL = [GIVEN, FAMILY, EMAIL, WORK, PHONE, PHONE_E164, SSN, SSN_CLEAR, BIRTH, PAY, NOTE]
-PERSONAL += [EVIDENCE]
+PERSONAL += [EVIDENCE, "quintanilla baptiste"]  # the folded family name matching compares
 PERSONAL += [v.lower() for v in (GIVEN, FAMILY)] + [v.upper() for v in (GIVEN, FAMILY)]
 
 
@@ -71,6 +71,13 @@ def test_erasure_leaves_no_personal_value_and_tells_every_system(
     other = {"source": "crm", "source_id": "c-1", "data": {"given_name": "Bo", "email": "b@o.io"}}
     assert client.post("/v1/records", json=other).status_code == 201
     fan_out(registry)  # deliveries now hold the person's values too
+    # A model trained meanwhile keeps names held by two records or more: hers, and others'.
+    model = {"term_frequencies": {"given": {"xiomara": 3 / 40, "bo": 30 / 40},
+                                  "family": {"quintanilla baptiste": 3 / 40}},
+             "rare": {"given": 1 / 40, "family": 1 / 40}}  # fmt: skip
+    with registry.database.uow() as uow:
+        uow.registry.save_model("trained-1", model, {}, active=False)
+        uow.commit()
     assert len(_leftovers(registry)) > 20  # the scan finds them while they are there
 
     erased = client.delete(f"/v1/persons/{person_id}", params={"reason": "ticket DSR-1042"})
@@ -80,6 +87,9 @@ def test_erasure_leaves_no_personal_value_and_tells_every_system(
     ]  # fmt: skip
 
     assert _leftovers(registry) == []
+    with registry.database.uow() as uow:
+        (kept,) = uow.registry.conn.scalars(select(MatchModelRow.parameters)).all()
+    assert kept["term_frequencies"] == {"given": {"bo": 0.75}, "family": {}}
     gone = client.get(f"/v1/persons/{person_id}")
     assert gone.status_code == 410
     assert gone.headers["content-type"] == "application/problem+json"
