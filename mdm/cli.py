@@ -9,6 +9,8 @@ import os
 import secrets
 import signal
 import socket
+import sys
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,6 +114,64 @@ def import_(
     Console().print(table)
     if summary.rejected:
         console.print(f"rejected lines written to {rejects}")
+
+
+@app.command()
+def dedupe(
+    dry_run: Annotated[bool, typer.Option(help="Write nothing but the report")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON run report here")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only pairs with a person changed since (ISO 8601, UTC if no zone)"),
+    ] = None,
+    chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 100,
+) -> None:
+    """The nightly batch dedupe: every live person against the others, with the online
+    path's blocking, scorer and decisions; auto-merges of coherent clusters, review items
+    for the rest. Killed and run again, it ends as an uninterrupted run would."""
+    from mdm.services.dedupe import dedupe as run_dedupe
+
+    registry = _registry()
+    bars = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if console.is_terminal:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total or None)
+            bars.update(tasks[stage], completed=done, total=total or None)
+        else:
+            # Plain lines for logs (and for whoever watches a run's progress).
+            print(f"dedupe {stage} {done}/{total or '?'}", file=sys.stderr, flush=True)
+
+    started = since.replace(tzinfo=since.tzinfo or UTC) if since else None
+    try:
+        with bars:
+            result = run_dedupe(registry, dry_run=dry_run, since=started, chunk=chunk,
+                                progress=progress)  # fmt: skip
+    finally:
+        registry.close()
+    body = json.dumps(result.as_dict(), indent=2)
+    if report is not None:
+        report.write_text(body + "\n")
+    table = Table(title="dedupe" + (" (dry run: nothing written)" if dry_run else ""))
+    table.add_column("")
+    table.add_column("", justify="right")
+    for name in ("persons", "records", "blocks", "generic_blocks", "pairs_scored",
+                 "auto_merge_pairs", "clusters", "incoherent_clusters", "merges",
+                 "review_pairs", "review_items", "skipped_not_a_match",
+                 "skipped_open_reviews"):  # fmt: skip
+        table.add_row(name.replace("_", " "), f"{getattr(result, name):,}")
+    for stage in result.stages:
+        table.add_row(f"{stage.name} (s, peak MiB)", f"{stage.seconds} s, {stage.peak_rss_mib}")
+    Console(stderr=True).print(table)
 
 
 @app.command()

@@ -438,3 +438,42 @@ def _update_known(
         warnings=tuple(warnings),
         explanation={"rule": Rule.KNOWN_RECORD.value},
     )
+
+
+def load_unmatched(
+    registry: Registry, records: Sequence[IncomingRecord], *, actor: str
+) -> list[UUID]:
+    """Each record its own person, without matching: a legacy system's records taken in
+    as they are, for the nightly dedupe to resolve. One transaction; the records must be
+    new to the registry; a bad record raises `InvalidRecord` before anything is written.
+    Returns the persons created."""
+    prepared = [prepare(registry, r) for r in records]
+    scorer = registry.scorer  # read before the unit of work: it may load the model
+
+    def unit() -> list[UUID]:
+        with registry.database.uow() as uow:
+            ws = WorkingSet(
+                uow.registry,
+                scorer,
+                now=datetime.now(UTC),
+                block_cap=registry.settings.max_block_size,
+                kinds=registry.source_kinds,
+                rules=registry.rules,
+                generic_keys=registry.generic_keys,
+            )
+            created = []
+            for record in prepared:
+                explanation = {"rule": "loaded_unmatched"}
+                decision = Decision(Outcome.CREATE, Rule.NO_CANDIDATE, 0.0)
+                linked = _new_record(ws, record, decision, explanation)
+                person = ws.new_person()
+                linked.person_id = person.id
+                ws.add_record(person, linked)
+                ws.record_event(actor, None, "record.linked", linked,
+                                {"decision": DecisionName.CREATED, **explanation})  # fmt: skip
+                created.append(person.id)
+            ws.flush(actor=actor, correlation_id=None)
+            uow.commit()
+            return created
+
+    return run_with_retries(unit)

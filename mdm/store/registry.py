@@ -697,6 +697,31 @@ class RegistryRepository:
             out.append({**r, **_fields(audit.open_event(r, key))})
         return out
 
+    # -- the nightly dedupe ------------------------------------------------------------------
+    def stream_match_features(
+        self, *, batch: int = 20_000
+    ) -> Iterator[tuple[UUID, datetime, str, str, dict[str, Any]]]:
+        """(person id, person updated at, source, source id, record features) of every live
+        person's records, in person order, read in batches (server-side on PostgreSQL)."""
+        stmt = (
+            select(
+                records_t.c.person_id,
+                persons_t.c.updated_at,
+                records_t.c.source,
+                records_t.c.source_id,
+                records_t.c.features,
+            )
+            .join(persons_t, persons_t.c.id == records_t.c.person_id)
+            .where(persons_t.c.status == PersonStatus.ACTIVE.value)
+            .order_by(records_t.c.person_id, records_t.c.source, records_t.c.source_id)
+        )
+        rows = self.conn.execute(stmt.execution_options(yield_per=batch))
+        yield from ((p, at, source, source_id, f) for p, at, source, source_id, f in rows)
+
+    def not_a_match_pairs(self) -> set[tuple[UUID, UUID]]:
+        rows = self.conn.execute(select(not_a_match_t.c.person_a, not_a_match_t.c.person_b))
+        return {(a, b) for a, b in rows}
+
     def resolved_match_reviews(self) -> list[tuple[float, str]]:
         """(score, decision) of every match review item a steward resolved."""
         rows = self.conn.execute(

@@ -1,0 +1,428 @@
+"""The nightly batch dedupe: the whole registry against itself, with the online path's
+blocking keys, scorer and decision policy (DESIGN: nightly -> `mdm dedupe`).
+
+read (every live person's records' match features, streamed) -> block (the online
+candidate keys; a key shared by more persons than the block cap is generic, and its
+emails and phones are not compared, as online) -> score (each record pair once, a block
+at a time through `score_block`; a person pair keeps its best record pair) -> decide
+(`decide` on that pair, exactly as an ingest would for a candidate) -> cluster (the
+auto-merge pairs' components, merged only when coherent; see flow/cluster.py) -> write
+(merges through the working set, as a steward's or a bridging merge: golden records,
+audit and outbox; review items for the review band), a chunk of clusters per transaction.
+
+Killed at any point and run again, it finishes where an uninterrupted run would: a
+cluster is merged whole in one transaction, the next run recomputes from what is there,
+and a pair already before a steward is not put to one twice. Pairs a steward called
+distinct are never proposed; decisions stewards made are never overridden.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
+from itertools import combinations
+from typing import Any
+from uuid import UUID
+
+from mdm.flow.block import EXACT_KINDS, Key, candidate_keys
+from mdm.flow.cluster import components, incoherence
+from mdm.flow.decide import Candidate, Outcome, decide, merge_conflicts
+from mdm.flow.score import FellegiSunterScorer, Score, score_block
+from mdm.model.ids import new_id
+from mdm.model.person import ReviewItem
+from mdm.model.record import MatchFeatures
+from mdm.services.context import Registry
+from mdm.services.retry import run_with_retries
+from mdm.services.working_set import WorkingSet
+
+ACTOR = "dedupe"
+# (stage, done, total): progress for a bar or a log line.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    peak_rss_mib: float
+
+
+@dataclass
+class DedupeReport:
+    dry_run: bool
+    persons: int = 0
+    records: int = 0
+    blocks: int = 0
+    generic_blocks: int = 0
+    candidate_pairs: int = 0
+    pairs_scored: int = 0
+    auto_merge_pairs: int = 0
+    review_pairs: int = 0
+    skipped_not_a_match: int = 0
+    skipped_open_reviews: int = 0
+    clusters: int = 0
+    incoherent_clusters: int = 0
+    merges: int = 0
+    review_items: int = 0
+    stages: list[Stage] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Proposal:
+    a: int
+    b: int
+    score: Score
+    rule: str
+    reasons: tuple[str, ...] = ()
+
+
+class _Registry:
+    """The registry as read: persons in id order, their records' features contiguous."""
+
+    def __init__(self) -> None:
+        self.ids: list[UUID] = []
+        self.updated: list[datetime] = []
+        self.start: list[int] = []  # first record of each person
+        self.owner: list[int] = []  # person of each record
+        self.keys: list[tuple[str, str]] = []  # (source, source id) of each record
+        self.features: list[MatchFeatures] = []
+
+    def records(self, p: int) -> list[MatchFeatures]:
+        end = self.start[p + 1] if p + 1 < len(self.start) else len(self.features)
+        return self.features[self.start[p] : end]
+
+
+def dedupe(
+    registry: Registry,
+    *,
+    dry_run: bool = False,
+    since: datetime | None = None,
+    chunk: int = 100,
+    progress: Progress | None = None,
+    decisions: dict[tuple[UUID, UUID], str] | None = None,
+) -> DedupeReport:
+    """Run the nightly dedupe; `since` limits it to pairs with a person changed since.
+    `decisions` receives the policy's outcome (link, review, create) for every pair of
+    persons it decided on, keyed by the two ids in order."""
+    report = DedupeReport(dry_run=dry_run)
+    tick = progress or (lambda stage, done, total: None)
+    scorer = registry.scorer
+    if not isinstance(scorer, FellegiSunterScorer):
+        raise TypeError("the batch path scores with the Fellegi-Sunter model")
+    thresholds = registry.thresholds
+    cap = registry.settings.max_block_size
+
+    with _stage(report, "read"):
+        data, distinct, open_pairs = _read(registry, tick)
+        report.persons, report.records = len(data.ids), len(data.features)
+
+    with _stage(report, "block"):
+        blocks, generic = _blocks(data, cap, since)
+        report.blocks, report.generic_blocks = len(blocks), len(generic)
+        _strip_generic(data, generic)
+
+    with _stage(report, "score"):
+        best, exact = _score(data, blocks, scorer, thresholds.review, report, tick)
+
+    with _stage(report, "decide"):
+        # Each record pair is decided on its own, as an ingest decides a record against a
+        # one-record person; two persons are linked when any pair of their records is.
+        # Decided per record pair, a merge made by an earlier (killed) run changes no
+        # decision of the next one: records do not change, persons do.
+        outcomes: dict[tuple[int, int], tuple[Outcome, _Proposal]] = {}
+        n = len(data.features)
+        for code in sorted(best):
+            i, j = divmod(code, n)
+            a, b = sorted((data.owner[i], data.owner[j]))
+            score = best[code]
+            kinds = tuple(sorted(exact.get(code, ())))
+            decision = decide([Candidate(data.ids[b], score, kinds)], thresholds)
+            if decision.outcome == Outcome.CREATE:
+                continue
+            proposal = _Proposal(a, b, score, decision.rule.value, decision.guards)
+            held = outcomes.get((a, b))
+            if held is None or _rank(decision.outcome, score) > _rank(held[0], held[1].score):
+                outcomes[(a, b)] = (decision.outcome, proposal)
+        edges: list[tuple[int, int]] = []
+        proposals: dict[tuple[int, int], _Proposal] = {}
+        for pair, (outcome, proposal) in sorted(outcomes.items()):
+            a, b = pair
+            if decisions is not None:
+                decisions[(data.ids[a], data.ids[b])] = outcome.value
+            if _key(data.ids[a], data.ids[b]) in distinct:
+                report.skipped_not_a_match += 1
+                continue
+            if outcome == Outcome.LINK:
+                ra, rb = data.records(a), data.records(b)
+                conflicts = sorted(
+                    set(merge_conflicts(ra, rb, scorer)) | set(merge_conflicts(rb, ra, scorer))
+                )
+                if not conflicts:
+                    edges.append(pair)
+                    proposals[pair] = proposal
+                    continue
+                proposal = replace(proposal, rule="merge_conflict", reasons=tuple(conflicts))
+            proposals[pair] = proposal
+        report.auto_merge_pairs = len(edges)
+
+    with _stage(report, "cluster"):
+        merges: list[list[int]] = []
+        reviews: list[_Proposal] = [p for pair, p in proposals.items() if pair not in edges]
+        linked = set(edges)
+
+        def is_distinct(a: int, b: int) -> bool:
+            return _key(data.ids[a], data.ids[b]) in distinct
+
+        for members in components(edges):
+            report.clusters += 1
+            reasons = incoherence(members, data.records, scorer, thresholds, is_distinct)
+            if not reasons:
+                merges.append(members)
+                continue
+            report.incoherent_clusters += 1
+            # The whole group goes before a steward: each of its links, with the reasons.
+            reviews += [
+                replace(proposals[pair], rule="incoherent_cluster", reasons=tuple(reasons))
+                for pair in combinations(members, 2)
+                if pair in linked
+            ]
+        fresh = []
+        for p in sorted(reviews, key=lambda p: (p.a, p.b)):
+            if _key(data.ids[p.a], data.ids[p.b]) in open_pairs:
+                report.skipped_open_reviews += 1
+            else:
+                fresh.append(p)
+        report.review_pairs = len(fresh)
+
+    if dry_run:
+        return report
+    with _stage(report, "write"):
+        total = len(merges) + len(fresh)
+        done = 0
+        for start in range(0, len(merges), chunk):
+            part = merges[start : start + chunk]
+            groups = [[data.ids[m] for m in members] for members in part]
+            report.merges += run_with_retries(partial(_merge, registry, groups))
+            done += len(part)
+            tick("write", done, total)
+        opened: set[tuple[UUID, UUID]] = set()  # proposals that met at one pair once merged
+        for start in range(0, len(fresh), chunk):
+            batch = fresh[start : start + chunk]
+            report.review_items += run_with_retries(partial(_review, registry, data, batch, opened))
+            done += len(batch)
+            tick("write", done, total)
+    return report
+
+
+def _key(a: UUID, b: UUID) -> tuple[UUID, UUID]:
+    return (a, b) if a < b else (b, a)
+
+
+@contextmanager
+def _stage(report: DedupeReport, name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    report.stages.append(Stage(name, round(time.perf_counter() - started, 3), round(peak, 1)))
+
+
+def _read(
+    registry: Registry, tick: Progress
+) -> tuple[_Registry, set[tuple[UUID, UUID]], set[tuple[UUID, UUID]]]:
+    data = _Registry()
+    with registry.database.uow() as uow:
+        repo = uow.registry
+        last: UUID | None = None
+        for person_id, updated_at, source, source_id, features in repo.stream_match_features():
+            if person_id != last:
+                data.ids.append(person_id)
+                data.updated.append(updated_at)
+                data.start.append(len(data.features))
+                last = person_id
+            data.owner.append(len(data.ids) - 1)
+            data.keys.append((source, source_id))
+            data.features.append(MatchFeatures.from_json(features))
+            if len(data.features) % 100_000 == 0:
+                tick("read", len(data.features), 0)
+        distinct = repo.not_a_match_pairs()
+        open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
+    return data, distinct, open_pairs
+
+
+def _blocks(
+    data: _Registry, cap: int, since: datetime | None
+) -> tuple[list[tuple[Key, list[int]]], set[Key]]:
+    """Blocks worth scoring (two persons or more, at most `cap`), exact keys first, and the
+    generic keys. With `since`, only blocks holding a person changed since then."""
+    by_key: dict[Key, list[int]] = defaultdict(list)
+    for i, f in enumerate(data.features):
+        for key in candidate_keys(f):
+            by_key[key].append(i)
+    kept: list[tuple[Key, list[int]]] = []
+    generic: set[Key] = set()
+    for key, members in by_key.items():
+        persons = {data.owner[i] for i in members}
+        if len(persons) < 2:
+            continue
+        if len(persons) > cap:
+            generic.add(key)
+            continue
+        if since is not None and all(data.updated[p] < since for p in persons):
+            continue
+        kept.append((key, members))
+    # Exact keys first: a pair's exact keys are all known before any of its scores is
+    # kept or dropped.
+    kept.sort(key=lambda kb: (kb[0][0] not in EXACT_KINDS, kb[0]))
+    return kept, generic
+
+
+def _strip_generic(data: _Registry, generic: set[Key]) -> None:
+    """An email or phone shared by a crowd says nothing about identity: not compared."""
+    emails = {v for k, v in generic if k == "email"}
+    phones = {v for k, v in generic if k == "phone"}
+    if not emails and not phones:
+        return
+    for i, f in enumerate(data.features):
+        if f.emails & emails or f.phones & phones:
+            data.features[i] = replace(f, emails=f.emails - emails, phones=f.phones - phones)
+
+
+def _score(
+    data: _Registry,
+    blocks: Sequence[tuple[Key, list[int]]],
+    scorer: FellegiSunterScorer,
+    floor: float,
+    report: DedupeReport,
+    tick: Progress,
+) -> tuple[dict[int, Score], dict[int, set[str]]]:
+    """Each pair of records of two persons once, keyed `i * records + j` (i < j): its
+    score, kept when it is worth a decision (at least the review threshold, or the two
+    share an exact key), and the exact keys it shares."""
+    n = len(data.features)
+    seen: set[int] = set()
+    best: dict[int, Score] = {}
+    exact: dict[int, set[str]] = defaultdict(set)
+    for done, (key, members) in enumerate(blocks, 1):
+        local: list[tuple[int, int]] = []
+        codes: list[int] = []
+        for x, y in combinations(range(len(members)), 2):
+            i, j = members[x], members[y]
+            if data.owner[i] == data.owner[j]:
+                continue
+            code = i * n + j if i < j else j * n + i
+            if key[0] in EXACT_KINDS:
+                exact[code].add(key[0])
+            if code not in seen:
+                seen.add(code)
+                # Comparing is not quite symmetric (a swapped name is read from one side):
+                # each pair is scored one way, by its records' own keys, so decisions do
+                # not depend on person ids, which a merge or a reload changes.
+                local.append((x, y) if data.keys[i] < data.keys[j] else (y, x))
+                codes.append(code)
+        report.candidate_pairs += len(local)
+        if local:
+            features = [data.features[m] for m in members]
+            for code, (_, _, score) in zip(
+                codes, score_block(features, scorer, local), strict=True
+            ):
+                report.pairs_scored += 1
+                if score.confidence >= floor or code in exact:
+                    best[code] = score
+        if done % 10_000 == 0:
+            tick("score", done, len(blocks))
+    tick("score", len(blocks), len(blocks))
+    return best, exact
+
+
+def _rank(outcome: Outcome, score: Score) -> tuple[int, float]:
+    return (outcome == Outcome.LINK, score.confidence)
+
+
+def _merge(registry: Registry, groups: Sequence[Sequence[UUID]]) -> int:
+    """Merge each group into its longest-known person, in one transaction."""
+    now = datetime.now(UTC)
+    merged = 0
+    with registry.database.uow() as uow:
+        ws = _working_set(registry, uow.registry, now)
+        ws.load_persons(sorted({pid for group in groups for pid in group}))
+        for group in groups:
+            live = {p.id: p for pid in group if (p := ws.live(pid)) is not None}
+            if len(live) < 2:
+                continue  # merged meanwhile (online, or by a steward)
+            ordered = sorted(live.values(), key=ws.seniority)
+            survivor = ordered[0]
+            for other in ordered[1:]:
+                cause = {"rule": "nightly_dedupe", "persons": len(ordered)}
+                ws.merge(survivor, other, actor=ACTOR, correlation_id=None, cause=cause)
+                merged += 1
+        ws.flush(actor=ACTOR, correlation_id=None)
+        uow.commit()
+    return merged
+
+
+def _review(
+    registry: Registry,
+    data: _Registry,
+    part: Sequence[_Proposal],
+    pairs: set[tuple[UUID, UUID]],
+) -> int:
+    now = datetime.now(UTC)
+    opened = 0
+    done: set[tuple[UUID, UUID]] = set()
+    with registry.database.uow() as uow:
+        ws = _working_set(registry, uow.registry, now)
+        ws.load_persons(sorted({data.ids[p.a] for p in part} | {data.ids[p.b] for p in part}))
+        for p in part:
+            a, b = ws.live(data.ids[p.a]), ws.live(data.ids[p.b])
+            if a is None or b is None or a.id == b.id or ws.is_distinct(a.id, b.id):
+                continue
+            pair = _key(a.id, b.id)
+            if pair in pairs or pair in done:
+                continue
+            done.add(pair)
+            first, second = sorted((a, b), key=ws.seniority)
+            item = ReviewItem(
+                id=new_id(),
+                kind="match",
+                status="open",
+                person_a=first.id,
+                person_b=second.id,
+                score=round(p.score.confidence, 6),
+                explanation={
+                    "rule": "nightly_dedupe",
+                    "decision": p.rule,
+                    "guards": list(p.reasons),
+                    "model": p.score.model,
+                    "comparisons": [c.as_json() for c in p.score.comparisons],
+                },
+                created_at=now,
+                source=None,
+            )
+            ws.reviews.append(item)
+            ws.review_event(ACTOR, None, item)
+            opened += 1
+        ws.flush(actor=ACTOR, correlation_id=None)
+        uow.commit()
+    pairs |= done  # only once committed: a retried chunk starts again from what was
+    return opened
+
+
+def _working_set(registry: Registry, repo: Any, now: datetime) -> WorkingSet:
+    return WorkingSet(
+        repo,
+        registry.scorer,
+        now=now,
+        block_cap=registry.settings.max_block_size,
+        kinds=registry.source_kinds,
+        rules=registry.rules,
+        generic_keys=registry.generic_keys,
+    )

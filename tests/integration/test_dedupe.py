@@ -1,0 +1,225 @@
+"""The nightly dedupe: precise merges of coherent clusters, the online path's decisions
+for the same pair, nothing twice, stewards' decisions respected, and a run killed at any
+point ends, once run again, where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from itertools import combinations
+
+import pytest
+from sqlalchemy import func, select
+
+from fixtures.generator import generate
+from mdm.flow.cluster import components
+from mdm.model.errors import InvalidRecord
+from mdm.model.record import IncomingRecord
+from mdm.services.context import Registry
+from mdm.services.dedupe import dedupe
+from mdm.services.ingest import load_unmatched
+from mdm.services.match import match_record
+from mdm.services.sources import prepare
+from mdm.store.audit import verify
+from mdm.store.tables import AuditEventRow, PersonRow, ReviewItemRow, SourceRecordRow
+from tests.conftest import truncate
+from tests.factories import incoming
+
+Partition = set[frozenset[tuple[str, str]]]
+
+
+def _generated(registry: Registry, n: int, seed: int = 7) -> tuple[list[IncomingRecord], dict]:
+    records, truth = [], {}
+    for g in generate(n, seed=seed):
+        record = IncomingRecord(g.source, g.source_id, g.data)
+        try:
+            prepare(registry, record)
+        except InvalidRecord:
+            continue
+        records.append(record)
+        truth[(g.source, g.source_id)] = g.truth
+    return records, truth
+
+
+def _partition(registry: Registry) -> Partition:
+    with registry.database.engine.connect() as conn:
+        rows = conn.execute(
+            select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
+            .join(PersonRow, PersonRow.id == SourceRecordRow.person_id)
+            .where(PersonRow.status == "active")
+        ).all()
+    groups: dict[object, set[tuple[str, str]]] = defaultdict(set)
+    for source, source_id, person in rows:
+        groups[person].add((source, source_id))
+    return {frozenset(g) for g in groups.values()}
+
+
+def _pairs(groups: Partition) -> set[frozenset[tuple[str, str]]]:
+    return {frozenset(p) for g in groups for p in combinations(sorted(g), 2)}
+
+
+def _count(registry: Registry, table: type) -> int:
+    with registry.database.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def test_dedupe_merges_duplicates_precisely_and_once(registry: Registry) -> None:
+    records, truth = _generated(registry, 900)
+    load_unmatched(registry, records, actor="legacy")
+    report = dedupe(registry)
+    assert report.persons == len(records) and report.merges > 50
+
+    found = _pairs(_partition(registry))
+    humans: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for key, human in truth.items():
+        humans[human].add(key)
+    true = _pairs({frozenset(m) for m in humans.values()})
+    precision, recall = len(found & true) / len(found), len(found & true) / len(true)
+    assert precision >= 0.99 and recall >= 0.6, (precision, recall)
+    assert sum(len(g) for g in _partition(registry)) == len(records)  # none lost or unlinked
+    with registry.database.engine.connect() as conn:
+        assert verify(conn).ok
+
+    again = dedupe(registry)
+    assert (again.merges, again.review_items) == (0, 0)
+    assert again.skipped_open_reviews == report.review_items
+
+
+def test_a_dry_run_writes_nothing(registry: Registry) -> None:
+    records, _ = _generated(registry, 300)
+    load_unmatched(registry, records, actor="legacy")
+    tables = (PersonRow, ReviewItemRow, AuditEventRow)
+    before = [_count(registry, t) for t in tables]
+    report = dedupe(registry, dry_run=True)
+    assert report.auto_merge_pairs > 0 and report.merges == 0
+    assert [s.name for s in report.stages] == ["read", "block", "score", "decide", "cluster"]
+    assert [_count(registry, t) for t in tables] == before
+
+
+def _ana(source: str, source_id: str, **extra: str) -> IncomingRecord:
+    return incoming(source, source_id, given_name="Anabela", family_name="Quaresma", **extra)
+
+
+def test_pairs_a_steward_called_distinct_are_left_alone(registry: Registry) -> None:
+    a, b = load_unmatched(
+        registry,
+        [
+            _ana("crm", "c1", email="anabela@q.example"),
+            _ana("ats", "a1", email="anabela@q.example"),
+        ],
+        actor="legacy",
+    )
+    with registry.database.uow() as uow:
+        uow.registry.add_not_a_match(a, b, actor="steward", reason="review", at=datetime.now(UTC))
+        uow.commit()
+    report = dedupe(registry)
+    assert (report.skipped_not_a_match, report.merges, report.review_items) == (1, 0, 0)
+
+
+def test_a_cluster_with_conflicting_evidence_goes_to_review_whole(registry: Registry) -> None:
+    """A links to B by email, B to C by phone, but A and C were born on different days."""
+    load_unmatched(
+        registry,
+        [
+            _ana("crm", "c1", email="anabela@q.example", birth_date="1990-01-02"),
+            _ana("ats", "a1", email="anabela@q.example", phone="+34 612 345 678"),
+            _ana("hris", "h1", phone="+34 612 345 678", birth_date="1971-09-30"),
+        ],
+        actor="legacy",
+    )
+    report = dedupe(registry)
+    assert report.incoherent_clusters == 1 and report.merges == 0
+    assert report.review_items == 2
+    assert len(_partition(registry)) == 3
+
+
+def test_components_are_the_same_whatever_the_edge_order() -> None:
+    edges = [(5, 6), (1, 2), (2, 3), (9, 8), (3, 1)]
+    expected = [[1, 2, 3], [5, 6], [8, 9]]
+    for seed in range(5):
+        shuffled = edges[:]
+        random.Random(seed).shuffle(shuffled)
+        assert components(shuffled) == expected
+
+
+def test_online_and_batch_decide_the_same_for_the_same_pair(pg_registry: Registry) -> None:
+    """Each pair alone: the online path matching A against a registry holding B, and the
+    batch deciding on A and B. Pairs of one human and of two, covering every outcome."""
+    records, truth = _generated(pg_registry, 400, seed=11)
+    by_human: dict[str, list[IncomingRecord]] = defaultdict(list)
+    for r in records:
+        by_human[truth[(r.source, r.source_id)]].append(r)
+    same = [(g[0], g[1]) for g in by_human.values() if len(g) > 1][:14]
+    names = defaultdict(list)
+    for r in records:
+        names[str(r.data.get("family_name", "")).lower()].append(r)
+    strangers = [
+        (g[0], g[1])
+        for g in names.values()
+        if len(g) > 1
+        and truth[(g[0].source, g[0].source_id)] != truth[(g[1].source, g[1].source_id)]
+    ][:10]
+    outcomes = defaultdict(int)
+    for a, b in same + strangers:
+        truncate(pg_registry)
+        (b_id,) = load_unmatched(pg_registry, [b], actor="t")
+        online = match_record(pg_registry, a)
+        online_outcome = {"linked": "link", "review": "review", "created": "create"}[
+            online.decision
+        ]
+        if online_outcome != "create" and online.person_id not in (None, b_id):
+            pytest.fail("the online path named another person")
+        (a_id,) = load_unmatched(pg_registry, [a], actor="t")
+        decisions: dict = {}
+        dedupe(pg_registry, dry_run=True, decisions=decisions)
+        batch_outcome = decisions.get((min(a_id, b_id), max(a_id, b_id)), "create")
+        assert (a.source_id, b.source_id, batch_outcome) == (
+            a.source_id,
+            b.source_id,
+            online_outcome,
+        )
+        outcomes[batch_outcome] += 1
+    assert outcomes["link"] >= 3 and outcomes["create"] >= 3
+
+
+def _run_killed(registry: Registry, after_lines: int) -> bool:
+    """`mdm dedupe` in its own process, SIGKILLed once it reported `after_lines` steps of
+    its write stage. False when it finished first."""
+    env = {**os.environ, "MDM_DATABASE_URL": registry.settings.database_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdm.cli", "dedupe", "--chunk", "3"],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = 0
+    for line in proc.stderr:
+        if line.startswith("dedupe write"):
+            seen += 1
+            if seen == after_lines:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+    proc.wait()
+    return False
+
+
+def test_a_killed_run_run_again_ends_as_an_uninterrupted_one(pg_registry: Registry) -> None:
+    records, _ = _generated(pg_registry, 700, seed=3)
+    load_unmatched(pg_registry, records, actor="legacy")
+    dedupe(pg_registry)
+    expected = _partition(pg_registry)
+    rnd = random.Random(2026)
+    killed = 0
+    for _ in range(5):
+        truncate(pg_registry)
+        load_unmatched(pg_registry, records, actor="legacy")
+        killed += _run_killed(pg_registry, rnd.randrange(1, 40))
+        dedupe(pg_registry)
+        assert _partition(pg_registry) == expected
+        assert sum(len(g) for g in expected) == len(records)
+    assert killed == 5
