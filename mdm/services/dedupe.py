@@ -381,12 +381,14 @@ def _review(
     with registry.database.uow() as uow:
         ws = _working_set(registry, uow.registry, now)
         ws.load_persons(sorted({data.ids[p.a] for p in part} | {data.ids[p.b] for p in part}))
+        # A steward may have called a pair distinct since the run read the registry.
+        distinct = uow.registry.not_a_match_among(list(ws.persons))
         for p in part:
             a, b = ws.live(data.ids[p.a]), ws.live(data.ids[p.b])
-            if a is None or b is None or a.id == b.id or ws.is_distinct(a.id, b.id):
+            if a is None or b is None or a.id == b.id:
                 continue
             pair = _key(a.id, b.id)
-            if pair in pairs or pair in done:
+            if pair in pairs or pair in done or pair in distinct:
                 continue
             done.add(pair)
             first, second = sorted((a, b), key=ws.seniority)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -498,12 +499,16 @@ class RegistryRepository:
         """Open review items of merged-away persons name the survivor instead; a match item
         whose two persons became one is closed as merged (a conflict item names one person
         on both sides, and stays open)."""
-        for old, new in merged.items():
+        # One statement per column for the whole unit of work: a nightly run merges
+        # thousands of persons at once.
+        for chunk in _chunks(sorted(merged), 500):
+            mapping = {old: merged[old] for old in chunk}
             for column in ("person_a", "person_b"):
+                target = reviews_t.c[column]
                 self.conn.execute(
                     update(reviews_t)
-                    .where(reviews_t.c[column] == old, reviews_t.c.status == "open")
-                    .values({column: new})
+                    .where(target.in_(chunk), reviews_t.c.status == "open")
+                    .values({column: case(mapping, value=target)})
                 )
         self.conn.execute(
             update(reviews_t)
@@ -600,15 +605,19 @@ class RegistryRepository:
     def carry_not_a_match(self, merged: Mapping[UUID, UUID], *, actor: str, at: datetime) -> None:
         """The survivor of a merge is not the same human as anyone the person merged away
         was said not to be."""
-        for old, new in merged.items():
+        c = not_a_match_t.c
+        for chunk in _chunks(sorted(merged), 500):
             rows = self.conn.execute(
-                select(not_a_match_t.c.person_a, not_a_match_t.c.person_b).where(
-                    or_(not_a_match_t.c.person_a == old, not_a_match_t.c.person_b == old)
+                select(c.person_a, c.person_b).where(
+                    or_(c.person_a.in_(chunk), c.person_b.in_(chunk))
                 )
             ).all()
             for a, b in rows:
-                other = b if a == old else a
-                self.add_not_a_match(new, other, actor=actor, reason="merged", at=at)
+                for old, other in ((a, b), (b, a)):
+                    if old in merged:
+                        self.add_not_a_match(
+                            merged[old], other, actor=actor, reason="merged", at=at
+                        )
 
     def relink_records(self, records: Sequence[LinkedRecord]) -> None:
         """Move records to another person by a steward's decision, with their new link."""
@@ -717,6 +726,20 @@ class RegistryRepository:
         )
         rows = self.conn.execute(stmt.execution_options(yield_per=batch))
         yield from ((p, at, source, source_id, f) for p, at, source, source_id, f in rows)
+
+    def not_a_match_among(self, ids: Sequence[UUID]) -> set[tuple[UUID, UUID]]:
+        """The not-a-match pairs whose two persons are both among `ids`."""
+        c = not_a_match_t.c
+        found: set[tuple[UUID, UUID]] = set()
+        for chunk in _chunks(sorted(set(ids)), 500):
+            rows = self.conn.execute(
+                select(c.person_a, c.person_b).where(
+                    or_(c.person_a.in_(chunk), c.person_b.in_(chunk))
+                )
+            )
+            found.update((a, b) for a, b in rows)
+        wanted = set(ids)
+        return {(a, b) for a, b in found if a in wanted and b in wanted}
 
     def not_a_match_pairs(self) -> set[tuple[UUID, UUID]]:
         rows = self.conn.execute(select(not_a_match_t.c.person_a, not_a_match_t.c.person_b))
