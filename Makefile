@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_survivorship
 	$(BIN)/python -m tests.bench.bench_webhooks
 	$(BIN)/python -m tests.bench.bench_trust
+	$(BIN)/python -m tests.bench.bench_dedupe
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train

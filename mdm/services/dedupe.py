@@ -184,7 +184,12 @@ def dedupe(
 
         for members in components(edges):
             report.clusters += 1
-            reasons = incoherence(members, data.records, scorer, thresholds, is_distinct)
+            # Two persons: their one link was checked for conflicts when it was decided.
+            reasons = (
+                incoherence(members, data.records, scorer, thresholds, is_distinct)
+                if len(members) > 2
+                else []
+            )
             if not reasons:
                 merges.append(members)
                 continue

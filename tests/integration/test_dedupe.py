@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from itertools import combinations
@@ -22,7 +23,7 @@ from mdm.model.errors import InvalidRecord
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.dedupe import dedupe
-from mdm.services.ingest import load_unmatched
+from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.match import match_record
 from mdm.services.sources import prepare
 from mdm.store.audit import verify
@@ -223,3 +224,28 @@ def test_a_killed_run_run_again_ends_as_an_uninterrupted_one(pg_registry: Regist
         assert _partition(pg_registry) == expected
         assert sum(len(g) for g in expected) == len(records)
     assert killed == 5
+
+
+def test_ingests_during_a_run_are_neither_lost_nor_merged_twice(pg_registry: Registry) -> None:
+    records, _ = _generated(pg_registry, 900, seed=5)
+    legacy, live = records[:600], records[600:]
+    load_unmatched(pg_registry, legacy, actor="legacy")
+    errors: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            for start in range(0, len(live), 10):
+                ingest_many(pg_registry, live[start : start + 10], actor="online")
+        except BaseException as exc:
+            errors.append(exc)
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    dedupe(pg_registry, chunk=5)
+    writer.join()
+    assert errors == []
+    groups = _partition(pg_registry)
+    held = [key for g in groups for key in g]
+    assert len(held) == len(set(held)) == len(records)  # each record once, on a live person
+    with pg_registry.database.engine.connect() as conn:
+        assert verify(conn).ok

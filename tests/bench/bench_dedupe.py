@@ -1,0 +1,163 @@
+"""`make bench`: the nightly dedupe on PostgreSQL.
+
+Set-up (not measured): generator records taken in without matching (`load_unmatched`,
+each record its own person: a legacy load for the nightly job to resolve) into a seed
+database, copied for each run (`CREATE DATABASE ... TEMPLATE`). Measured: `dedupe` end
+to end (read, block, score, decide, cluster, write) with its time and peak memory per
+stage; precision and recall of the resulting partition against the generator's truth;
+and runs SIGKILLed at random points of the write stage then run again, whose final
+partition must equal the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from itertools import combinations
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from fixtures.generator import generate
+from mdm.config import load_settings
+from mdm.model.errors import InvalidRecord
+from mdm.model.record import IncomingRecord
+from mdm.services.context import Registry
+from mdm.services.dedupe import dedupe
+from mdm.services.ingest import load_unmatched
+from mdm.services.sources import prepare
+from mdm.store.tables import PersonRow, SourceRecordRow
+from tests.bench.bench_webhooks import BENCH_URL, fresh_database
+
+Partition = set[frozenset[tuple[str, str]]]
+
+
+def _admin():  # type: ignore[no-untyped-def]
+    return create_engine(make_url(BENCH_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def _copy(template: str, name: str) -> str:
+    admin = _admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return make_url(BENCH_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _partition(registry: Registry) -> Partition:
+    with registry.database.engine.connect() as conn:
+        rows = conn.execute(
+            select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
+            .join(PersonRow, PersonRow.id == SourceRecordRow.person_id)
+            .where(PersonRow.status == "active")
+        ).all()
+    groups: dict[object, set[tuple[str, str]]] = defaultdict(set)
+    for source, source_id, person in rows:
+        groups[person].add((source, source_id))
+    return {frozenset(g) for g in groups.values()}
+
+
+def _pairs(groups: Partition) -> set[frozenset[tuple[str, str]]]:
+    return {frozenset(p) for g in groups for p in combinations(sorted(g), 2)}
+
+
+def seed(records: int) -> tuple[str, dict[tuple[str, str], str]]:
+    url = fresh_database(f"mdm_bench_dedupe_seed_{records}")
+    registry = Registry.from_settings(load_settings(database_url=url))
+    truth: dict[tuple[str, str], str] = {}
+    batch: list[IncomingRecord] = []
+    started = time.perf_counter()
+    for g in generate(records, seed=42):
+        record = IncomingRecord(g.source, g.source_id, g.data)
+        try:
+            prepare(registry, record)
+        except InvalidRecord:
+            continue
+        truth[(g.source, g.source_id)] = g.truth
+        batch.append(record)
+        if len(batch) == 2000:
+            load_unmatched(registry, batch, actor="seed")
+            batch = []
+    if batch:
+        load_unmatched(registry, batch, actor="seed")
+    registry.close()
+    print(f"set-up: {len(truth):,} records (one person each) in "
+          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    return make_url(url).database or "", truth
+
+
+def _killed(url: str, after: int) -> bool:
+    env = {**os.environ, "MDM_DATABASE_URL": url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdm.cli", "dedupe"], env=env, text=True,
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = 0
+    for line in proc.stderr:
+        if line.startswith("dedupe write"):
+            seen += 1
+            if seen == after:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+    proc.wait()
+    return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--kills", type=int, default=5)
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}")  # fmt: skip
+    template, truth = seed(args.records)
+
+    url = _copy(template, "mdm_bench_dedupe")
+    registry = Registry.from_settings(load_settings(database_url=url))
+    started = time.perf_counter()
+    report = dedupe(registry)
+    took = time.perf_counter() - started
+    expected = _partition(registry)
+    registry.close()
+    humans: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for key, human in truth.items():
+        humans[human].add(key)
+    found, true = _pairs(expected), _pairs({frozenset(m) for m in humans.values()})
+    hits = len(found & true)
+    print(f"dedupe of {report.persons:,} persons: {took:.1f} s end to end")
+    for stage in report.stages:
+        print(f"  {stage.name:8s} {stage.seconds:7.2f} s  peak RSS {stage.peak_rss_mib:,.0f} MiB")
+    print(f"  {report.pairs_scored:,} pairs scored, {report.clusters:,} clusters "
+          f"({report.incoherent_clusters:,} incoherent), {report.merges:,} merges, "
+          f"{report.review_items:,} review items")  # fmt: skip
+    print(f"  partition: precision {hits / max(len(found), 1):.4f}, "
+          f"recall {hits / max(len(true), 1):.4f} over {len(true):,} true pairs")  # fmt: skip
+
+    rnd = random.Random(9)
+    same = 0
+    for n in range(args.kills):
+        url = _copy(template, "mdm_bench_dedupe")
+        points = max(report.clusters // 100, 2)
+        killed = _killed(url, rnd.randrange(1, points))
+        registry = Registry.from_settings(load_settings(database_url=url))
+        dedupe(registry)
+        equal = _partition(registry) == expected
+        same += equal
+        registry.close()
+        print(f"  SIGKILL run {n + 1}: killed={killed}, rerun partition equal: {equal}")
+    if args.kills:
+        print(f"killed and rerun: {same} of {args.kills} end in the uninterrupted partition")
+
+
+if __name__ == "__main__":
+    main()
