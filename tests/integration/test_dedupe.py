@@ -249,3 +249,21 @@ def test_ingests_during_a_run_are_neither_lost_nor_merged_twice(pg_registry: Reg
     assert len(held) == len(set(held)) == len(records)  # each record once, on a live person
     with pg_registry.database.engine.connect() as conn:
         assert verify(conn).ok
+
+
+def test_since_looks_only_at_pairs_with_a_person_changed_since(registry: Registry) -> None:
+    load_unmatched(
+        registry,
+        [_ana("crm", "c1", email="anabela@q.example"), _ana("ats", "a1", email="anabela@q.example"),
+         incoming("crm", "c2", given_name="Bo", family_name="Chen", email="bo@chen.example")],
+        actor="legacy",
+    )  # fmt: skip
+    cutoff = datetime.now(UTC)
+    load_unmatched(
+        registry,
+        [incoming("hris", "h2", given_name="Bo", family_name="Chen", email="bo@chen.example")],
+        actor="legacy",
+    )
+    report = dedupe(registry, since=cutoff)
+    assert report.merges == 1  # Bo's two records; Anabela's pair predates the cutoff
+    assert len(_partition(registry)) == 3
