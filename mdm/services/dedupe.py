@@ -131,7 +131,10 @@ def dedupe(
         _strip_generic(data, generic)
 
     with _stage(report, "score"):
-        best, exact = _score(data, blocks, scorer, thresholds.review, report, tick)
+        changed = (
+            {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
+        )
+        best, exact = _score(data, blocks, scorer, thresholds.review, report, tick, changed)
 
     with _stage(report, "decide"):
         # Each record pair is decided on its own, as an ingest decides a record against a
@@ -308,6 +311,7 @@ def _score(
     floor: float,
     report: DedupeReport,
     tick: Progress,
+    changed: set[int] | None = None,
 ) -> tuple[dict[int, Score], dict[int, set[str]]]:
     """Each pair of records of two persons once, keyed `i * records + j` (i < j): its
     score, kept when it is worth a decision (at least the review threshold, or the two
@@ -323,6 +327,8 @@ def _score(
             i, j = members[x], members[y]
             if data.owner[i] == data.owner[j]:
                 continue
+            if changed is not None and not (data.owner[i] in changed or data.owner[j] in changed):
+                continue  # `--since`: both persons unchanged, the last run saw this pair
             code = i * n + j if i < j else j * n + i
             if key[0] in EXACT_KINDS:
                 exact[code].add(key[0])
