@@ -179,8 +179,8 @@ def dedupe(
 
     with _stage(report, "cluster"):
         merges: list[list[int]] = []
-        reviews: list[_Proposal] = [p for pair, p in proposals.items() if pair not in edges]
         linked = set(edges)
+        reviews: list[_Proposal] = [p for pair, p in proposals.items() if pair not in linked]
 
         def is_distinct(a: int, b: int) -> bool:
             return _key(data.ids[a], data.ids[b]) in distinct

@@ -69,8 +69,15 @@ def _pairs(groups: Partition) -> set[frozenset[tuple[str, str]]]:
     return {frozenset(p) for g in groups for p in combinations(sorted(g), 2)}
 
 
-def seed(records: int) -> tuple[str, dict[tuple[str, str], str]]:
-    url = fresh_database(f"mdm_bench_dedupe_seed_{records}")
+def seed(records: int, *, reuse: bool = False) -> tuple[str, dict[tuple[str, str], str]]:
+    name = f"mdm_bench_dedupe_seed_{records}"
+    if reuse:
+        with _admin().connect() as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+                truth = {(g.source, g.source_id): g.truth for g in generate(records, seed=42)}
+                print(f"set-up: the seed database {name} of an earlier run")
+                return name, truth
+    url = fresh_database(name)
     registry = Registry.from_settings(load_settings(database_url=url))
     truth: dict[tuple[str, str], str] = {}
     batch: list[IncomingRecord] = []
@@ -117,10 +124,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--reuse-seed", action="store_true", help="Keep an earlier seed")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")  # fmt: skip
-    template, truth = seed(args.records)
+    template, truth = seed(args.records, reuse=args.reuse_seed)
 
     url = _copy(template, "mdm_bench_dedupe")
     registry = Registry.from_settings(load_settings(database_url=url))
