@@ -109,6 +109,10 @@ _PG_LOOKUP = (
     "ON r.source = q.source AND r.source_id = q.source_id"
 )
 _SQLITE_CHUNK = 2000
+_PG_MOVE_RECORDS = (
+    "UPDATE source_records AS r SET person_id = q.p "
+    "FROM json_to_recordset(%s::json) AS q(r uuid, p uuid) WHERE r.id = q.r"
+)
 _PG_REPOINT_REVIEWS = (
     "UPDATE review_items AS r SET {column} = q.n "
     "FROM json_to_recordset(%s::json) AS q(o uuid, n uuid) "
@@ -502,6 +506,10 @@ class RegistryRepository:
 
     def move_records(self, moves: Mapping[UUID, UUID]) -> None:
         """Re-link records to another person (a merge); nothing else about them changes."""
+        if self.dialect == "postgresql" and moves:
+            doc = _json_dumps([{"r": str(r), "p": str(p)} for r, p in moves.items()])
+            self.conn.exec_driver_sql(_PG_MOVE_RECORDS, (doc,))
+            return
         self._update_records_by_id([{"id": r, "person_id": p} for r, p in moves.items()])
 
     def repoint_reviews(self, merged: Mapping[UUID, UUID], *, actor: str, at: datetime) -> None:
