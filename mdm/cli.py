@@ -124,7 +124,7 @@ def dedupe(
         datetime | None,
         typer.Option(help="Only pairs with a person changed since (ISO 8601, UTC if no zone)"),
     ] = None,
-    chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 100,
+    chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 20,
 ) -> None:
     """The nightly batch dedupe: every live person against the others, with the online
     path's blocking, scorer and decisions; auto-merges of coherent clusters, review items

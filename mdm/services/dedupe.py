@@ -106,7 +106,7 @@ def dedupe(
     *,
     dry_run: bool = False,
     since: datetime | None = None,
-    chunk: int = 100,
+    chunk: int = 20,
     progress: Progress | None = None,
     decisions: dict[tuple[UUID, UUID], str] | None = None,
 ) -> DedupeReport:
