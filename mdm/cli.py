@@ -669,13 +669,14 @@ def keys_rotate_data(
     """Re-encrypt every sealed value (and every person's own key) under the first key of
     MDM_DATA_KEYS. Run it after putting a new key first; once it is done, the older keys
     can leave the ring. Safe to stop and run again."""
+    from mdm.services.sources import sealed_locations
     from mdm.store.rotation import rotate
 
     registry = _registry()
     try:
         moved = rotate(
             registry.database.engine, registry.database.sealer, batch=batch,
-            locate=partial(_payload_locations, registry),
+            locate=partial(sealed_locations, registry),
         )  # fmt: skip
     finally:
         registry.close()
@@ -683,13 +684,6 @@ def keys_rotate_data(
     for table, n in sorted(moved.items()):
         console.print(f"{table}: {n} value(s) moved to key {active}")
     console.print(f"every sealed value is now under key {active}")
-
-
-def _payload_locations(registry: Any, source: str, data: Any) -> tuple[str, ...]:
-    from mdm.model.record import IncomingRecord
-    from mdm.services.sources import sealed_locations
-
-    return sealed_locations(registry, IncomingRecord(source, "", data or {}))
 
 
 @keys_app.command("new-data-key")

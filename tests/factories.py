@@ -75,3 +75,33 @@ def audit_trail(registry: Registry, *actions: str) -> list[dict[str, Any]]:
             stmt = stmt.where(AuditEventRow.action.in_(actions))
         rows = [dict(r._mapping) for r in uow.registry.conn.execute(stmt)]
         return uow.registry.open_audit(rows)
+
+
+Partition = set[frozenset[tuple[str, str]]]
+
+
+def partition(registry: Registry) -> Partition:
+    """The registry's persons as sets of (source, source_id): what a dedupe decides."""
+    from collections import defaultdict
+
+    from sqlalchemy import select
+
+    from mdm.store.tables import PersonRow, SourceRecordRow
+
+    with registry.database.engine.connect() as conn:
+        rows = conn.execute(
+            select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
+            .join(PersonRow, PersonRow.id == SourceRecordRow.person_id)
+            .where(PersonRow.status == "active")
+        ).all()
+    groups: dict[object, set[tuple[str, str]]] = defaultdict(set)
+    for source, source_id, person in rows:
+        groups[person].add((source, source_id))
+    return {frozenset(g) for g in groups.values()}
+
+
+def record_pairs(groups: Partition) -> set[frozenset[tuple[str, str]]]:
+    """Every pair of records grouped together, to compare partitions pair by pair."""
+    from itertools import combinations
+
+    return {frozenset(p) for g in groups for p in combinations(sorted(g), 2)}

@@ -15,12 +15,11 @@ from functools import partial
 from uuid import UUID
 
 from mdm.model.consent import PURPOSE_PATTERN, Consent, current_consents, is_purpose, newest_first
-from mdm.model.errors import FieldIssue, InvalidRecord, PersonErased, PersonNotFound
+from mdm.model.errors import FieldIssue, InvalidRecord
 from mdm.model.ids import new_id
-from mdm.model.person import AuditEvent, OutboxEvent, PersonStatus
+from mdm.model.person import AuditEvent, OutboxEvent
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
-from mdm.store.registry import RegistryRepository
 
 # Clocks of the capturing systems drift; a statement dated further ahead is a bug upstream.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -103,7 +102,9 @@ def _record(
     correlation_id: str | None,
 ) -> ConsentRecorded:
     with registry.database.uow() as uow:
-        live = _live(uow.registry, person_id, lock=True)
+        # Held: two statements on one person are ordered, and it is not merged away
+        # before the statement is written.
+        live = uow.registry.live_person(person_id, lock=True).id
         group = [live, *uow.registry.aliases_of(live)]
         earlier = uow.consents.of(group, purpose=purpose)
         before = current_consents(earlier).get(purpose)
@@ -145,7 +146,7 @@ def consents_of(registry: Registry, person_id: UUID) -> PersonConsents:
     """What holds per purpose for the person (or its survivor), and every statement, also
     those recorded under the ids merged into it."""
     with registry.database.uow() as uow:
-        live = _live(uow.registry, person_id)
+        live = uow.registry.live_person(person_id).id
         statements = uow.consents.of([live, *uow.registry.aliases_of(live)])
     return PersonConsents(
         person_id=live,
@@ -157,21 +158,3 @@ def consents_of(registry: Registry, person_id: UUID) -> PersonConsents:
 def _state(consent: Consent) -> tuple[bool, str, datetime]:
     """What subscribers are told of a purpose; the evidence stays in the register."""
     return (consent.granted, consent.source, consent.at)
-
-
-def _live(repo: RegistryRepository, person_id: UUID, *, lock: bool = False) -> UUID:
-    """The live person this id resolves to. `lock` holds it, so that two statements on one
-    person are ordered and it is not merged away before the statement is written."""
-    seen: set[UUID] = set()
-    current = person_id
-    while True:
-        person = repo.get_person(current, lock=lock)
-        if person is None or current in seen:
-            raise PersonNotFound(person_id)
-        seen.add(current)
-        if person.status == PersonStatus.ERASED:
-            raise PersonErased(person_id)
-        if person.status == PersonStatus.MERGED and person.merged_into is not None:
-            current = person.merged_into
-            continue
-        return person.id

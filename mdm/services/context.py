@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from mdm.config import Settings
 from mdm.flow.decide import Thresholds
 from mdm.flow.score import FellegiSunterScorer, ModelParameters, Scorer
@@ -10,8 +12,9 @@ from mdm.mapping.load import SHIPPED_PROFILES, load_rules, load_sources
 from mdm.mapping.profile import Sources
 from mdm.mapping.stats import MappingStats
 from mdm.model import redaction
-from mdm.services.working_set import GenericKeys
+from mdm.services.working_set import GenericKeys, WorkingSet
 from mdm.store.db import make_engine
+from mdm.store.registry import RegistryRepository
 from mdm.store.sealing import Sealer
 from mdm.store.uow import Database
 
@@ -41,6 +44,22 @@ class Registry:
         )
         # Values the registry has seen shared by a crowd (test@test.com): not worth a lock.
         self.generic_keys = GenericKeys()
+
+    def working_set(
+        self, repo: RegistryRepository, scorer: Scorer, *, now: datetime | None = None
+    ) -> WorkingSet:
+        """A working set over `repo` with this registry's block cap, source kinds,
+        survivorship rules and learnt generic keys. `scorer` is read by the caller before
+        its unit of work begins: reading it may load the model."""
+        return WorkingSet(
+            repo,
+            scorer,
+            now=now or datetime.now(UTC),
+            block_cap=self.settings.max_block_size,
+            kinds=self.source_kinds,
+            rules=self.rules,
+            generic_keys=self.generic_keys,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:

@@ -39,7 +39,6 @@ from mdm.model.person import ReviewItem
 from mdm.model.record import MatchFeatures
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
-from mdm.services.working_set import WorkingSet
 
 ACTOR = "dedupe"
 # (stage, done, total): progress for a bar or a log line.
@@ -363,7 +362,7 @@ def _merge(registry: Registry, groups: Sequence[Sequence[UUID]]) -> int:
     now = datetime.now(UTC)
     merged = 0
     with registry.database.uow() as uow:
-        ws = _working_set(registry, uow.registry, now)
+        ws = registry.working_set(uow.registry, registry.scorer, now=now)
         ws.load_persons(sorted({pid for group in groups for pid in group}))
         for group in groups:
             live = {p.id: p for pid in group if (p := ws.live(pid)) is not None}
@@ -390,7 +389,7 @@ def _review(
     opened = 0
     done: set[tuple[UUID, UUID]] = set()
     with registry.database.uow() as uow:
-        ws = _working_set(registry, uow.registry, now)
+        ws = registry.working_set(uow.registry, registry.scorer, now=now)
         ws.load_persons(sorted({data.ids[p.a] for p in part} | {data.ids[p.b] for p in part}))
         # A steward may have called a pair distinct since the run read the registry.
         distinct = uow.registry.not_a_match_among(list(ws.persons))
@@ -427,15 +426,3 @@ def _review(
         uow.commit()
     pairs |= done  # only once committed: a retried chunk starts again from what was
     return opened
-
-
-def _working_set(registry: Registry, repo: Any, now: datetime) -> WorkingSet:
-    return WorkingSet(
-        repo,
-        registry.scorer,
-        now=now,
-        block_cap=registry.settings.max_block_size,
-        kinds=registry.source_kinds,
-        rules=registry.rules,
-        generic_keys=registry.generic_keys,
-    )

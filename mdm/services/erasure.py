@@ -15,12 +15,10 @@ from datetime import UTC, datetime
 from functools import partial
 from uuid import UUID
 
-from mdm.model.errors import PersonErased, PersonNotFound
 from mdm.model.ids import new_id
-from mdm.model.person import AuditEvent, Erasure, OutboxEvent, PersonState, PersonStatus
+from mdm.model.person import AuditEvent, Erasure, OutboxEvent
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
-from mdm.store.registry import RegistryRepository
 
 
 def erase_person(
@@ -44,7 +42,7 @@ def _erase(
 ) -> Erasure:
     with registry.database.uow() as uow:
         repo = uow.registry
-        person = _live(repo, person_id)
+        person = repo.live_person(person_id, lock=True)
         aliases = repo.aliases_of(person.id)
         ids = [person.id, *aliases]
         now = datetime.now(UTC)
@@ -80,22 +78,6 @@ def _erase(
         )
         uow.commit()
         return erasure
-
-
-def _live(repo: RegistryRepository, person_id: UUID) -> PersonState:
-    seen: set[UUID] = set()
-    current = person_id
-    while True:
-        person = repo.get_person(current)
-        if person is None or current in seen:
-            raise PersonNotFound(person_id)
-        seen.add(current)
-        if person.status == PersonStatus.ERASED:
-            raise PersonErased(person_id)
-        if person.status == PersonStatus.MERGED and person.merged_into is not None:
-            current = person.merged_into
-            continue
-        return person
 
 
 def erasure_of(registry: Registry, person_id: UUID) -> Erasure | None:

@@ -139,15 +139,7 @@ def _ingest_unit(
     scorer = registry.scorer  # read before the unit of work: it may load the model
     with registry.database.uow() as uow:
         now = datetime.now(UTC)
-        ws = WorkingSet(
-            uow.registry,
-            scorer,
-            now=now,
-            block_cap=registry.settings.max_block_size,
-            kinds=registry.source_kinds,
-            rules=registry.rules,
-            generic_keys=registry.generic_keys,
-        )
+        ws = registry.working_set(uow.registry, scorer, now=now)
         ws.load([n for _, n in unit])
         done: list[tuple[int, IngestResult | IngestFailure]] = []
         for i, n in unit:
@@ -174,7 +166,10 @@ def _ingest_unit(
                         id=rejection_id,
                         source=records[i].source,
                         source_id=records[i].source_id,
-                        raw=envelope(records[i], sealed_locations(registry, records[i])),
+                        raw=envelope(
+                            records[i],
+                            sealed_locations(registry, records[i].source, records[i].data),
+                        ),
                         errors=_error_list(outcome.error),
                         correlation_id=correlation_id,
                         created_at=now,
@@ -452,15 +447,7 @@ def load_unmatched(
 
     def unit() -> list[UUID]:
         with registry.database.uow() as uow:
-            ws = WorkingSet(
-                uow.registry,
-                scorer,
-                now=datetime.now(UTC),
-                block_cap=registry.settings.max_block_size,
-                kinds=registry.source_kinds,
-                rules=registry.rules,
-                generic_keys=registry.generic_keys,
-            )
+            ws = registry.working_set(uow.registry, scorer)
             created = []
             for record in prepared:
                 explanation = {"rule": "loaded_unmatched"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +13,6 @@ from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
 from mdm.services.sources import prepare
-from mdm.services.working_set import WorkingSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +43,7 @@ def match_record(registry: Registry, record: IncomingRecord, *, limit: int = 10)
 
     def read() -> tuple[LinkedRecord | None, list[Candidate]]:
         with registry.database.uow() as uow:
-            ws = WorkingSet(
-                uow.registry,
-                scorer,
-                now=datetime.now(UTC),
-                block_cap=registry.settings.max_block_size,
-            )
+            ws = registry.working_set(uow.registry, scorer)
             ws.load([normalised], lock=False)
             return ws.records.get((record.source, record.source_id)), ws.candidates(normalised)
 

@@ -20,8 +20,8 @@ from mdm.flow.survivorship import (
 )
 from mdm.mapping.profile import CANONICAL_FIELDS
 from mdm.model.consent import Consent, current_consents
-from mdm.model.errors import FieldIssue, InvalidRecord, PersonErased, PersonNotFound
-from mdm.model.person import LinkedRecord, PersonStatus, ReviewItem
+from mdm.model.errors import FieldIssue, InvalidRecord, PersonNotFound
+from mdm.model.person import LinkedRecord, ReviewItem
 from mdm.services.context import Registry
 from mdm.store.uow import UnitOfWork
 
@@ -77,25 +77,14 @@ def _link(r: LinkedRecord) -> RecordLink:
 def view_of(uow: UnitOfWork, person_id: UUID) -> PersonView:
     repo = uow.registry
     requested = person_id
-    seen: set[UUID] = set()
-    rereads = 3
-    while True:
-        person = repo.get_person(person_id)
-        if person is None or person_id in seen:
-            raise PersonNotFound(requested)
-        seen.add(person_id)
-        if person.status == PersonStatus.ERASED:
-            raise PersonErased(requested)
-        if person.status == PersonStatus.MERGED and person.merged_into is not None:
-            person_id = person.merged_into
-            continue
+    person = repo.live_person(requested)
+    records = repo.records_of(person.id)
+    for _ in range(3):
+        if records:
+            break
+        # A live person without records was merged away between the two reads: follow it.
+        person = repo.live_person(requested)
         records = repo.records_of(person.id)
-        if not records and person.status == PersonStatus.ACTIVE and rereads:
-            # Merged away between the two reads: follow it on the next pass.
-            seen.discard(person_id)
-            rereads -= 1
-            continue
-        break
     aliases = tuple(repo.aliases_of(person.id))
     return PersonView(
         id=person.id,

@@ -34,12 +34,12 @@ def prepare(registry: Registry, incoming: IncomingRecord) -> NormalisedRecord:
     return replace(record, sealed=sealed) if sealed else record
 
 
-def sealed_locations(registry: Registry, incoming: IncomingRecord) -> tuple[str, ...]:
+def sealed_locations(registry: Registry, source: str, data: Any) -> tuple[str, ...]:
     """Where a payload holds values never stored in clear; none for an unknown source."""
-    source = registry.sources.get(incoming.source)
-    if source is None or not isinstance(incoming.data, Mapping):
+    found = registry.sources.get(source)
+    if found is None or not isinstance(data, Mapping):
         return ()
-    return source.profile.locations(incoming.data, ENCRYPTED_FIELDS)
+    return found.profile.locations(data, ENCRYPTED_FIELDS)
 
 
 def describe_source(source: Source) -> dict[str, Any]:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
-from mdm.flow.score import Scorer
 from mdm.flow.survivorship import Choice
 from mdm.model.errors import (
     MergeRefused,
@@ -105,7 +103,7 @@ def _resolve(
         allowed = CONFLICT_DECISIONS if item.kind == "conflict" else MATCH_DECISIONS
         if decision not in allowed:
             raise MergeRefused(f"A {item.kind} item takes one of: {', '.join(allowed)}", "decision")
-        ws = _working_set(registry, repo, scorer)
+        ws = registry.working_set(repo, scorer)
         ws.load_persons([item.person_a, item.person_b])
         a, b = _live(ws, item.person_a), _live(ws, item.person_b)
         if item.kind == "conflict":
@@ -210,7 +208,7 @@ def _merge(
 ) -> UUID:
     scorer = registry.scorer
     with registry.database.uow() as uow:
-        ws = _working_set(registry, uow.registry, scorer)
+        ws = registry.working_set(uow.registry, scorer)
         ws.load_persons([person_id, other_id])
         survivor = _live(ws, person_id)
         try:
@@ -270,7 +268,7 @@ def _split(
         known, _, _ = repo.lookup([(source, source_id)], (), 1)
         if (source, source_id) not in known:
             raise RecordNotFound(source, source_id)
-        ws = _working_set(registry, repo, scorer)
+        ws = registry.working_set(repo, scorer)
         ws.load_persons([known[(source, source_id)], *([into] if into else [])])
         record = ws.records[(source, source_id)]
         person = _live(ws, record.person_id)
@@ -321,14 +319,3 @@ def _current(
         current["person_a"] = {"id": str(a.id), "version": a.version}
         current["person_b"] = {"id": str(b.id), "version": b.version}
     return current
-
-
-def _working_set(registry: Registry, repo: RegistryRepository, scorer: Scorer) -> WorkingSet:
-    return WorkingSet(
-        repo,
-        scorer,
-        now=datetime.now(UTC),
-        block_cap=registry.settings.max_block_size,
-        kinds=registry.source_kinds,
-        rules=registry.rules,
-    )

@@ -19,7 +19,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import Connection, Table, select
 
 from mdm.crypto import UnreadableValue, open_document, seal_document
 from mdm.model.person import AuditEvent
@@ -55,15 +55,6 @@ def digest(prev: str, event: Mapping[str, Any]) -> str:
 
 LOCK_SQL = f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})"
 HEAD_SQL = "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1"
-
-
-def chain_head(conn: Connection) -> str:
-    """Take the chain's lock (held to commit) and return the last event's hash."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(LOCK_SQL))
-    # SQLite: every write transaction is BEGIN IMMEDIATE, so writers are serialised already.
-    last = conn.scalar(text(HEAD_SQL))
-    return last or GENESIS
 
 
 def chained(rows: Sequence[dict[str, Any]], head: str) -> list[dict[str, Any]]:

@@ -28,12 +28,13 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
 
 from mdm.crypto import new_person_key
-from mdm.model.errors import ConcurrentUpdate
+from mdm.model.errors import ConcurrentUpdate, PersonErased, PersonNotFound
 from mdm.model.person import (
     MERGED_NOTE,
     AuditEvent,
@@ -836,7 +837,8 @@ class RegistryRepository:
 
     def _chain_head(self) -> str:
         if self.dialect != "postgresql":
-            return audit.chain_head(self.conn)
+            # SQLite: every write transaction is BEGIN IMMEDIATE, writers are serial already.
+            return self.conn.scalar(text(audit.HEAD_SQL)) or audit.GENESIS
         # The lock, then the look-up in a statement of its own, so that its snapshot is
         # taken once the lock is held (READ COMMITTED); one round trip for both.
         conn = driver_connection(self.conn)
@@ -907,6 +909,23 @@ class RegistryRepository:
         return [dict(r._mapping) for r in rows]
 
     # -- reading for callers ---------------------------------------------------------------
+    def live_person(self, person_id: UUID, *, lock: bool = False) -> PersonState:
+        """The live person an id resolves to, following merges; `PersonNotFound` for an
+        unknown id (or a loop), `PersonErased` when it, or the person it was merged into,
+        was erased. `lock` as for `get_person`, on each person of the way."""
+        seen: set[UUID] = set()
+        current = person_id
+        while True:
+            person = self.get_person(current, lock=lock)
+            if person is None or current in seen:
+                raise PersonNotFound(person_id)
+            seen.add(current)
+            if person.status == PersonStatus.ERASED:
+                raise PersonErased(person_id)
+            if person.status != PersonStatus.MERGED or person.merged_into is None:
+                return person
+            current = person.merged_into
+
     def get_person(self, person_id: UUID, *, lock: bool = False) -> PersonState | None:
         """`lock`: hold the person's row against updates (a merge) until the end of the
         unit of work, on PostgreSQL; SQLite's units of work are serial already. Rows that

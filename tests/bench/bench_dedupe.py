@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from itertools import combinations
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -35,10 +34,9 @@ from mdm.services.context import Registry
 from mdm.services.dedupe import dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
-from mdm.store.tables import PersonRow, SourceRecordRow
+from mdm.store.tables import SourceRecordRow
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
-
-Partition = set[frozenset[tuple[str, str]]]
+from tests.factories import partition, record_pairs
 
 
 def _admin():  # type: ignore[no-untyped-def]
@@ -52,23 +50,6 @@ def _copy(template: str, name: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     admin.dispose()
     return make_url(BENCH_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _partition(registry: Registry) -> Partition:
-    with registry.database.engine.connect() as conn:
-        rows = conn.execute(
-            select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
-            .join(PersonRow, PersonRow.id == SourceRecordRow.person_id)
-            .where(PersonRow.status == "active")
-        ).all()
-    groups: dict[object, set[tuple[str, str]]] = defaultdict(set)
-    for source, source_id, person in rows:
-        groups[person].add((source, source_id))
-    return {frozenset(g) for g in groups.values()}
-
-
-def _pairs(groups: Partition) -> set[frozenset[tuple[str, str]]]:
-    return {frozenset(p) for g in groups for p in combinations(sorted(g), 2)}
 
 
 def seed(records: int, *, reuse: bool = False) -> tuple[str, dict[tuple[str, str], str]]:
@@ -193,12 +174,12 @@ def main() -> None:
     started = time.perf_counter()
     report = dedupe(registry)
     took = time.perf_counter() - started
-    expected = _partition(registry)
+    expected = partition(registry)
     registry.close()
     humans: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for key, human in truth.items():
         humans[human].add(key)
-    found, true = _pairs(expected), _pairs({frozenset(m) for m in humans.values()})
+    found, true = record_pairs(expected), record_pairs({frozenset(m) for m in humans.values()})
     hits = len(found & true)
     print(f"dedupe of {report.persons:,} persons: {took:.1f} s end to end")
     for stage in report.stages:
@@ -217,7 +198,7 @@ def main() -> None:
         killed = _killed(url, rnd.randrange(1, points))
         registry = Registry.from_settings(load_settings(database_url=url))
         dedupe(registry)
-        equal = _partition(registry) == expected
+        equal = partition(registry) == expected
         same += equal
         registry.close()
         print(f"  SIGKILL run {n + 1}: killed={killed}, rerun partition equal: {equal}")

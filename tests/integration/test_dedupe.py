@@ -12,7 +12,6 @@ import sys
 import threading
 from collections import defaultdict
 from datetime import UTC, datetime
-from itertools import combinations
 
 import pytest
 from sqlalchemy import func, select
@@ -27,11 +26,9 @@ from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.match import match_record
 from mdm.services.sources import prepare
 from mdm.store.audit import verify
-from mdm.store.tables import AuditEventRow, PersonRow, ReviewItemRow, SourceRecordRow
+from mdm.store.tables import AuditEventRow, PersonRow, ReviewItemRow
 from tests.conftest import truncate
-from tests.factories import incoming
-
-Partition = set[frozenset[tuple[str, str]]]
+from tests.factories import incoming, partition, record_pairs
 
 
 def _generated(registry: Registry, n: int, seed: int = 7) -> tuple[list[IncomingRecord], dict]:
@@ -47,23 +44,6 @@ def _generated(registry: Registry, n: int, seed: int = 7) -> tuple[list[Incoming
     return records, truth
 
 
-def _partition(registry: Registry) -> Partition:
-    with registry.database.engine.connect() as conn:
-        rows = conn.execute(
-            select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
-            .join(PersonRow, PersonRow.id == SourceRecordRow.person_id)
-            .where(PersonRow.status == "active")
-        ).all()
-    groups: dict[object, set[tuple[str, str]]] = defaultdict(set)
-    for source, source_id, person in rows:
-        groups[person].add((source, source_id))
-    return {frozenset(g) for g in groups.values()}
-
-
-def _pairs(groups: Partition) -> set[frozenset[tuple[str, str]]]:
-    return {frozenset(p) for g in groups for p in combinations(sorted(g), 2)}
-
-
 def _count(registry: Registry, table: type) -> int:
     with registry.database.engine.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(table)) or 0)
@@ -75,14 +55,14 @@ def test_dedupe_merges_duplicates_precisely_and_once(registry: Registry) -> None
     report = dedupe(registry)
     assert report.persons == len(records) and report.merges > 50
 
-    found = _pairs(_partition(registry))
+    found = record_pairs(partition(registry))
     humans: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for key, human in truth.items():
         humans[human].add(key)
-    true = _pairs({frozenset(m) for m in humans.values()})
+    true = record_pairs({frozenset(m) for m in humans.values()})
     precision, recall = len(found & true) / len(found), len(found & true) / len(true)
     assert precision >= 0.99 and recall >= 0.6, (precision, recall)
-    assert sum(len(g) for g in _partition(registry)) == len(records)  # none lost or unlinked
+    assert sum(len(g) for g in partition(registry)) == len(records)  # none lost or unlinked
     with registry.database.engine.connect() as conn:
         assert verify(conn).ok
 
@@ -136,7 +116,7 @@ def test_a_cluster_with_conflicting_evidence_goes_to_review_whole(registry: Regi
     report = dedupe(registry)
     assert report.incoherent_clusters == 1 and report.merges == 0
     assert report.review_items == 2
-    assert len(_partition(registry)) == 3
+    assert len(partition(registry)) == 3
 
 
 def test_components_are_the_same_whatever_the_edge_order() -> None:
@@ -213,7 +193,7 @@ def test_a_killed_run_run_again_ends_as_an_uninterrupted_one(pg_registry: Regist
     records, _ = _generated(pg_registry, 700, seed=3)
     load_unmatched(pg_registry, records, actor="legacy")
     dedupe(pg_registry)
-    expected = _partition(pg_registry)
+    expected = partition(pg_registry)
     rnd = random.Random(2026)
     killed = 0
     for _ in range(5):
@@ -221,7 +201,7 @@ def test_a_killed_run_run_again_ends_as_an_uninterrupted_one(pg_registry: Regist
         load_unmatched(pg_registry, records, actor="legacy")
         killed += _run_killed(pg_registry, rnd.randrange(1, 40))
         dedupe(pg_registry)
-        assert _partition(pg_registry) == expected
+        assert partition(pg_registry) == expected
         assert sum(len(g) for g in expected) == len(records)
     assert killed == 5
 
@@ -244,7 +224,7 @@ def test_ingests_during_a_run_are_neither_lost_nor_merged_twice(pg_registry: Reg
     dedupe(pg_registry, chunk=5)
     writer.join()
     assert errors == []
-    groups = _partition(pg_registry)
+    groups = partition(pg_registry)
     held = [key for g in groups for key in g]
     assert len(held) == len(set(held)) == len(records)  # each record once, on a live person
     with pg_registry.database.engine.connect() as conn:
@@ -266,4 +246,4 @@ def test_since_looks_only_at_pairs_with_a_person_changed_since(registry: Registr
     )
     report = dedupe(registry, since=cutoff)
     assert report.merges == 1  # Bo's two records; Anabela's pair predates the cutoff
-    assert len(_partition(registry)) == 3
+    assert len(partition(registry)) == 3

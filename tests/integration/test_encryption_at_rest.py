@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +169,7 @@ def test_rotate_data_seals_values_written_before_encryption(pg_registry: Registr
         )
     assert "201-02-1003" in _dump(pg_registry)
 
-    def locate(source: str, data: Any) -> tuple[str, ...]:
-        return sealed_locations(pg_registry, IncomingRecord(source, "", data))
-
+    locate = partial(sealed_locations, pg_registry)
     moved = rotate(pg_registry.database.engine, pg_registry.database.sealer, locate=locate)
     assert moved["source_records"] == 4  # two records, a payload value and an attribute each
     dump = _dump(pg_registry)
