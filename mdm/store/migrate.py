@@ -22,9 +22,12 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    # Not inside a transaction of ours: the environment opens its own, after what SQLite
+    # must set outside one.
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        connection.commit()
 
 
 def head_revision() -> str | None:

@@ -79,7 +79,10 @@ def _chain_existing_events() -> None:
     conn = op.get_bind()
     audit = sa.table(
         "audit_events",
-        *(sa.column(c) for c in ("seq", "id", "actor", "action", "entity_type", "entity_id")),
+        # Typed as the models type it: SQLite keeps a UUID as 32 hex digits, and the hash
+        # covers the UUID's text with its dashes, as `verify` reads it.
+        sa.column("id", sa.Uuid()),
+        *(sa.column(c) for c in ("seq", "actor", "action", "entity_type", "entity_id")),
         sa.column("at", sa.DateTime(timezone=True)),
         sa.column("correlation_id"),
         sa.column("before", sa.JSON()),
@@ -111,6 +114,14 @@ def _chain_existing_events() -> None:
 
 
 def downgrade() -> None:
+    # Below this revision nothing holds the persons' own keys: the audit values sealed
+    # under them could never be read again. Refused rather than done.
+    keyed = op.get_bind().scalar(sa.text("SELECT count(*) FROM persons WHERE data_key IS NOT NULL"))
+    if keyed:
+        raise RuntimeError(
+            f"cannot downgrade below 0008_trust: {keyed} persons hold their own keys, and the "
+            "audit values sealed under them would become unreadable"
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_events_no_truncate ON audit_events")
         op.execute("DROP TRIGGER audit_events_append_only ON audit_events")
