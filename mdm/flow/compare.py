@@ -167,19 +167,33 @@ def compare_names(
     family = _family_agreement(a.family, b.family, jw) if a.family and b.family else None
     level = _name_level(given, family)
     if level not in ("exact", "nickname") and a.given and a.family and b.given and b.family:
-        swapped = _name_level(
-            _given_agreement(a.given, b.family, frozenset(), frozenset(), known_given, jw),
-            _family_agreement(a.family, b.given, jw),
+        # Swapped, either cross pair can play the given name: a's given against b's
+        # family, or b's given against a's family. Both are tried so that comparing a with
+        # b and b with a agree (the order records arrive in must not decide a match).
+        none: frozenset[str] = frozenset()
+        swapped = min(
+            _name_level(
+                _given_agreement(a.given, b.family, none, none, known_given, jw),
+                _family_agreement(a.family, b.given, jw),
+            ),
+            _name_level(
+                _given_agreement(a.family, b.given, none, none, known_given, jw),
+                _family_agreement(a.given, b.family, jw),
+            ),
+            key=_RANK.__getitem__,
         )
         if _RANK[swapped] < _RANK[level]:
             return Comparison("name", swapped, round(name_similarity(a, b, jw), 6))
     value = None
+    # The agreeing name, the same whichever record comes first (nicknames differ: the
+    # first in alphabetical order stands for both).
+    given_name = min(_first(a.given or ""), _first(b.given or ""))
     if level == "exact":
-        value = f"{_first(a.given or '')}|{a.family}"
+        value = f"{given_name}|{a.family}"
     elif level in ("nickname", "family_only"):
         value = f"|{a.family}"
     elif level in ("family_changed", "given_only"):
-        value = f"{_first(a.given or '')}|"
+        value = f"{given_name}|"
     return Comparison("name", level, round(name_similarity(a, b, jw), 6), value)
 
 
