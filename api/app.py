@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from api import problems
+from api import openapi, problems
+from api.deps import known_query
 from api.metrics import Metrics, Timing
 from api.middleware import RequestGuard
+from api.ratelimit import TokenBuckets
 from api.routes import (
     audit,
     consents,
@@ -51,10 +53,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         version=__version__,
         summary="The canonical person registry: one Person GUID per human across CRM, ATS, HRIS.",
         lifespan=lifespan,
+        dependencies=[Depends(known_query)],
     )
     app.state.registry = registry
     app.state.metrics = metrics = Metrics(registry)
+    app.state.rate_limits = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
     problems.install(app)
+    openapi.install(app)
     for module in (
         records,
         persons,

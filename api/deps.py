@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.middleware import request_id_var
@@ -72,6 +74,11 @@ async def get_actor(
             401, "The API key is not valid (unknown, revoked or expired)",
             {"WWW-Authenticate": "Bearer"},
         )  # fmt: skip
+    wait = request.app.state.rate_limits.take(str(principal.key_id or principal.name))
+    if wait:
+        raise HTTPException(
+            429, "Too many requests for this API key; slow down", {"Retry-After": str(wait)}
+        )
     route = request.scope.get("route")
     needed = ROUTE_SCOPES.get((request.method, getattr(route, "path", "")))
     if needed is None and not principal.holds("admin"):
@@ -85,6 +92,45 @@ async def get_actor(
 async def get_principal(request: Request, actor: Annotated[str, Depends(get_actor)]) -> Principal:
     principal: Principal = request.state.principal
     return principal
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+async def known_query(request: Request) -> None:
+    """An unknown query parameter is refused (422 naming it), not ignored: `?staus=open`
+    would otherwise answer every item as if no filter had been asked for. So is a NUL
+    character in a parameter, which no database text column holds."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = _query_names(dependant)
+    errors = [
+        {"loc": ("query", name), "msg": "not a parameter of this operation", "type": "extra"}
+        for name in sorted({name for name in request.query_params if name not in known})
+    ]
+    errors += [
+        {"loc": ("query", name), "msg": "contains a NUL character", "type": "nul"}
+        for name, value in request.query_params.multi_items()
+        if "\x00" in value
+    ]
+    errors += [
+        {"loc": ("path", name), "msg": "contains a NUL character", "type": "nul"}
+        for name, value in request.path_params.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 async def get_correlation_id() -> str | None:

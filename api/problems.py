@@ -33,6 +33,8 @@ from mdm.store.errors import UNAVAILABLE_ERRORS
 
 log = logging.getLogger("mdm.api")
 PROBLEM_JSON = "application/problem+json"
+# FastAPI's answer to a body it cannot decode at all.
+_UNREADABLE_BODY = "There was an error parsing the body"
 
 _STATUS: dict[type[MdmError], int] = {
     InvalidRecord: 422,
@@ -107,7 +109,14 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 
 def validation_errors(errors: Any) -> list[dict[str, str]]:
-    return [{"field": field_path(tuple(e["loc"])), "message": e["msg"]} for e in errors]
+    out = []
+    for e in errors:
+        where = field_path(tuple(e["loc"]))
+        inner = (e.get("ctx") or {}).get("field") if e.get("type") == "unstorable" else None
+        if inner:  # a place inside the body, found by a check of the whole body
+            where = inner if where == "body" else f"{where}.{inner}"
+        out.append({"field": where, "message": e["msg"]})
+    return out
 
 
 def install(app: FastAPI) -> None:
@@ -126,6 +135,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+            # A body that is not even text is as invalid as one that is not JSON: 422.
+            return problem_response(
+                problem(
+                    422,
+                    "The request body is not valid JSON",
+                    errors=[{"field": "body", "message": "not UTF-8 encoded JSON"}],
+                    instance=request.url.path,
+                )
+            )
         return problem_response(
             problem(exc.status_code, str(exc.detail), instance=request.url.path),
             headers=dict(exc.headers or {}),

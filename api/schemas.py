@@ -2,17 +2,80 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 SOURCE_PATTERN = r"^[a-z][a-z0-9_\-]{0,63}$"
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_8601(value: Any) -> Any:
+    """pydantic reads a number as seconds since 1970; the contract says ISO 8601, and a
+    number where a time belongs is a mistake to report, not a date in 1970 to store."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("an ISO 8601 date-time is expected, not a number")
+    return value
+
+
+# A time the caller sends, with its offset (bodies), or as it is (query filters).
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+QueryInstant = Annotated[datetime, BeforeValidator(_iso_8601)]
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first place in a posted document that no database column can hold as sent: a
+    NUL character (PostgreSQL text and jsonb refuse it) or an integer beyond 64 bits
+    (JSON columns read it back rounded). Refused at the edge rather than stored altered."""
+    if isinstance(value, str):
+        return (path or "body", "contains a NUL character") if "\x00" in value else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _INT64[0] <= value <= _INT64[1]:
+            return path or "body", "an integer beyond 64 bits: send it as a string"
+        return None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        found = unstorable(key, where) if isinstance(key, str) else None
+        found = found or unstorable(item, where)
+        if found:
+            return found
+    return None
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # Batches check each record on its own, so that one bad record fails alone.
+    _check_whole: ClassVar[bool] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        found = unstorable(data) if cls._check_whole else None
+        if found:
+            raise PydanticCustomError(
+                "unstorable", "{field}: {reason}", {"field": found[0], "reason": found[1]}
+            )
+        return data
 
 
 class FieldMessage(BaseModel):
@@ -31,7 +94,7 @@ class RecordIn(Strict):
     data: dict[str, Any] = Field(
         examples=[{"given_name": "Ana", "family_name": "García", "email": "ana@example.com"}]
     )
-    updated_at: AwareDatetime | None = None
+    updated_at: Instant | None = None
     person_id: UUID | None = None
 
 
@@ -54,6 +117,7 @@ class RecordResult(BaseModel):
 
 
 class BatchIn(Strict):
+    _check_whole: ClassVar[bool] = False
     records: list[dict[str, Any]] = Field(
         description="Up to 1,000 records shaped like the body of POST /v1/records"
     )
@@ -214,7 +278,7 @@ class SplitOut(BaseModel):
 class ConsentIn(Strict):
     granted: bool = Field(strict=True, description="true: given; false: withdrawn")
     source: str = Field(max_length=64, examples=["crm"], description="The system that captured it")
-    at: AwareDatetime = Field(
+    at: Instant = Field(
         description="When the person gave or withdrew it; at most 5 minutes in the future"
     )
     evidence: str | None = Field(

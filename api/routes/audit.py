@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, PrincipalDep, RegistryDep
 from api.routes.persons import history_entry
-from api.schemas import HistoryPage
+from api.schemas import HistoryPage, QueryInstant
 from mdm.model.errors import InvalidCursor
 from mdm.services.persons import audit_trail
 
@@ -26,8 +25,8 @@ async def list_audit(
     by: Annotated[str | None, Query(max_length=128, description="The actor")] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     correlation_id: Annotated[str | None, Query(max_length=128)] = None,
-    since: Annotated[datetime | None, Query(description="From this time (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time")] = None,
+    since: Annotated[QueryInstant | None, Query(description="From this time (inclusive)")] = None,
+    until: Annotated[QueryInstant | None, Query(description="Before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HistoryPage:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, CorrelationDep, PrincipalDep, RegistryDep
 from api.routes.records import result_out
-from api.schemas import RejectionOut, RejectionPage, ReplayOut
+from api.schemas import QueryInstant, RejectionOut, RejectionPage, ReplayOut
 from mdm.model.errors import RejectionNotFound
 from mdm.model.keys import Principal
 from mdm.model.rejection import Rejection
@@ -43,8 +42,8 @@ async def rejections(
         ),
     ] = None,
     status: Literal["open", "replayed"] | None = None,
-    since: Annotated[datetime | None, Query(description="Refused at or after")] = None,
-    until: Annotated[datetime | None, Query(description="Refused before")] = None,
+    since: Annotated[QueryInstant | None, Query(description="Refused at or after")] = None,
+    until: Annotated[QueryInstant | None, Query(description="Refused before")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RejectionPage:

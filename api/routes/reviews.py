@@ -14,6 +14,9 @@ from api.schemas import ResolutionOut, ResolveIn, ReviewDetailOut, ReviewPage
 from mdm.services.reviews import ReviewFilter, list_reviews
 from mdm.services.stewardship import resolve_review, review_detail
 
+# A century: older than any registry, and within the range of a date.
+MAX_AGE_HOURS = 24 * 366 * 100
+
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
 
@@ -31,10 +34,10 @@ async def reviews(
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     min_age_hours: Annotated[
-        float | None, Query(ge=0, description="Items at least this old")
+        float | None, Query(ge=0, le=MAX_AGE_HOURS, description="Items at least this old")
     ] = None,
     max_age_hours: Annotated[
-        float | None, Query(ge=0, description="Items at most this old")
+        float | None, Query(ge=0, le=MAX_AGE_HOURS, description="Items at most this old")
     ] = None,
     sort: Literal["age", "-age", "score", "-score"] = "age",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
