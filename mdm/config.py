@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     max_block_size: int = Field(default=50, ge=1)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=1000, ge=1)
+    # Requests per second each API key may make, refilled continuously, with bursts of up
+    # to `rate_limit_burst` (429 with Retry-After beyond). Counted per server process: with
+    # `--workers N` a key can reach N times the rate. 0 switches the limit off.
+    rate_limit_per_second: float = Field(default=500.0, ge=0)
+    rate_limit_burst: int = Field(default=1000, ge=1)
     # National ids are sealed at rest with the first key of MDM_DATA_KEYS
     # ("id:base64key,id:base64key"; the others still open older values), and found by a
     # keyed hash under its own key, MDM_BLIND_INDEX_KEY. Unset (development), both are
