@@ -8,7 +8,7 @@ PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export MDM_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/mdm_test
 export MDM_BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/mdm_bench
 
-.PHONY: run test lint typecheck pytest bench eval install demo clean
+.PHONY: run test lint typecheck pytest bench soak eval install demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_webhooks
 	$(BIN)/python -m tests.bench.bench_trust
 	$(BIN)/python -m tests.bench.bench_dedupe
+
+# The long reliability runs: PostgreSQL restarted under load, 10 shuffled orders of 5,000
+# records, and the mixed load against a million persons.
+soak: $(STAMP)
+	MDM_SOAK=1 $(BIN)/python -m pytest tests/reliability -m soak
+	$(BIN)/python -m tests.bench.bench_load
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.bench.eval_matching --records 10000 --train
