@@ -127,9 +127,9 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, url: str, workers: int) -> None:
+    def __init__(self, url: str, workers: int, **settings: str) -> None:
         self.port = _free_port()
-        env = {**os.environ, "MDM_DATABASE_URL": url, "MDM_ADMIN_KEY": ADMIN_KEY}
+        env = {**os.environ, "MDM_DATABASE_URL": url, "MDM_ADMIN_KEY": ADMIN_KEY, **settings}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mdm.cli", "serve", "--port", str(self.port),
              "--workers", str(workers)],
