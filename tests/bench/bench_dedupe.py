@@ -164,6 +164,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--reuse-seed", action="store_true", help="Keep an earlier seed")
+    parser.add_argument(
+        "--no-concurrent", action="store_true", help="Skip the ingest latency measurement"
+    )
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")  # fmt: skip
@@ -204,7 +207,8 @@ def main() -> None:
         print(f"  SIGKILL run {n + 1}: killed={killed}, rerun partition equal: {equal}")
     if args.kills:
         print(f"killed and rerun: {same} of {args.kills} end in the uninterrupted partition")
-    concurrent_ingest(template)
+    if not args.no_concurrent:
+        concurrent_ingest(template)
 
 
 if __name__ == "__main__":
