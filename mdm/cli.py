@@ -125,11 +125,20 @@ def dedupe(
         typer.Option(help="Only pairs with a person changed since (ISO 8601, UTC if no zone)"),
     ] = None,
     chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 20,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0, max=19, help="Scheduling niceness: the live API goes first for the CPU"
+        ),
+    ] = 10,
 ) -> None:
     """The nightly batch dedupe: every live person against the others, with the online
     path's blocking, scorer and decisions; auto-merges of coherent clusters, review items
     for the rest. Killed and run again, it ends as an uninterrupted run would."""
     from mdm.services.dedupe import dedupe as run_dedupe
+
+    if nice:
+        os.nice(nice)
 
     registry = _registry()
     bars = Progress(

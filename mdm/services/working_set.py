@@ -539,7 +539,6 @@ class WorkingSet:
             self.repo.insert_records(list(self._new_records.values()))
             self.repo.add_keys(self._keys_added)
             self.repo.insert_reviews(self.reviews)
-            self.repo.insert_audit(self.audit)
             self.repo.insert_outbox(self.outbox)
         # After the inserts: a record may move to a person this unit created.
         self.repo.relink_records(list(self._relinked.values()))
@@ -549,6 +548,9 @@ class WorkingSet:
         for pid in sorted(self._stewardship_changed):
             state = self.persons[pid]
             self.repo.set_stewardship(pid, state.choices, state.raised)
+        # Last: appending to the audit chain takes the chain's lock until commit, which
+        # every other writer waits for; everything else is written by then.
+        self.repo.insert_audit(self.audit)
 
     def choose(self, person: PersonState, field: str, choice: Choice) -> None:
         """A steward's choice of a field's value; the golden record follows at the flush."""
