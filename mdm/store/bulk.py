@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import date
 from typing import Any
 
 import orjson
 from psycopg import Connection as PgConnection
 from psycopg import Cursor, sql
-from psycopg.types.json import Jsonb
 from sqlalchemy import (
     JSON,
     Column,
@@ -36,8 +35,16 @@ COPY_THRESHOLD = 32
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def dumps_json(value: Any) -> str:
+    """JSON text for a statement parameter: orjson, and dates of any subclass."""
+    return orjson.dumps(value, default=_iso).decode()
+
+
+def _iso(value: Any) -> str:
+    """What orjson leaves to the caller: subclasses of date and datetime."""
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _escape(text: str) -> str:
@@ -50,7 +57,7 @@ def _json_text(value: Any) -> str:
     if value is None:
         return "\\N"
     # orjson escapes control characters inside strings; only backslashes remain to double.
-    return orjson.dumps(value).decode().replace("\\", "\\\\")
+    return orjson.dumps(value, default=_iso).decode().replace("\\", "\\\\")
 
 
 def _renderer(column: Column[Any]) -> Callable[[Any], str]:
@@ -140,11 +147,6 @@ def _target(table: Table, columns: list[str]) -> sql.Composed:
     )
 
 
-@lru_cache(maxsize=64)
-def _json_columns(table: Table) -> frozenset[str]:
-    return frozenset(c.name for c in table.c if isinstance(c.type, JSON))
-
-
 def _copy(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
     columns = list(rows[0])
     renderers = [(c, _renderer(table.c[c])) for c in columns]
@@ -154,33 +156,27 @@ def _copy(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> 
 
 
 def _execute_inserts(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """All rows in one statement with one parameter, the rows as a JSON array: psycopg
+    parses a statement's placeholders again for every call once it has more than 50 (a
+    multi-row VALUES list), which cost more than the insert; one parameter keeps the
+    statement short, parsed once, and the same for any number of rows."""
     columns = tuple(rows[0])
-    json_columns = _json_columns(table)
-    statement = _insert_sql(cursor.connection, table, columns, len(rows))
-    params: list[Any] = []
-    for row in rows:
-        params.extend(
-            Jsonb(row[c], dumps=_dumps) if c in json_columns and row[c] is not None else row[c]
-            for c in columns
-        )
-    cursor.execute(statement, params)
+    cursor.execute(_insert_sql(cursor.connection, table, columns), [dumps_json(list(rows))])
 
 
-_statements: dict[tuple[str, tuple[str, ...], int], str] = {}
+_statements: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
-def _insert_sql(conn: PgConnection[Any], table: Table, columns: tuple[str, ...], n: int) -> str:
-    """One multi-row INSERT per table, rendered once per shape (psycopg's SQL composition
-    costs more than the insert itself)."""
-    key = (table.name, columns, n)
+def _insert_sql(conn: PgConnection[Any], table: Table, columns: tuple[str, ...]) -> str:
+    key = (table.name, columns)
     statement = _statements.get(key)
     if statement is None:
-        row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        # json (not jsonb) keeps a json column's text as sent: raw payloads stay verbatim.
         statement = (
-            sql.SQL("INSERT INTO {} VALUES {}")
-            .format(_target(table, list(columns)), sql.SQL(", ").join([row] * n))
+            sql.SQL("INSERT INTO {} SELECT {} FROM json_populate_recordset(NULL::{}, %s)")
+            .format(_target(table, list(columns)), names, sql.Identifier(table.name))
             .as_string(conn)
         )
-        if len(_statements) < 4096:
-            _statements[key] = statement
+        _statements[key] = statement
     return statement

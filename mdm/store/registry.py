@@ -11,10 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-import orjson
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
-from psycopg.types.json import Json, Jsonb
 from sqlalchemy import (
     Connection,
     Row,
@@ -49,7 +47,7 @@ from mdm.model.person import (
 )
 from mdm.model.record import MatchFeatures
 from mdm.store import audit
-from mdm.store.bulk import CheckedStatement, driver_connection, write_tables
+from mdm.store.bulk import CheckedStatement, driver_connection, dumps_json, write_tables
 from mdm.store.locks import LOCK_SQL, lock_id
 from mdm.store.sealing import Sealer
 from mdm.store.tables import (
@@ -124,14 +122,13 @@ _PG_REMOVE_KEYS = (
     "WHERE k.kind = q.k AND k.value = q.v AND k.person_id = q.p"
 )
 # Optimistic concurrency: the row is written only if nobody bumped its version meanwhile.
-_PG_UPDATE_ROW = (
-    "(%s::uuid, %s::int, %s::int, %s::text, %s::uuid, %s::jsonb, %s::json, %s::timestamptz)"
-)
+# One JSON parameter for all persons (see bulk._execute_inserts for why not VALUES lists).
 _PG_UPDATE_PERSONS = (
     "UPDATE persons AS p SET status = v.status, merged_into = v.merged_into, "
     "golden = v.golden, lineage = v.lineage, version = v.new_version, updated_at = v.updated_at "
-    "FROM (VALUES {}) AS v(id, old_version, new_version, status, merged_into, golden, lineage, "
-    "updated_at) WHERE p.id = v.id AND p.version = v.old_version"
+    "FROM json_to_recordset(%s) AS v(id uuid, old_version int, new_version int, status text, "
+    "merged_into uuid, golden jsonb, lineage json, updated_at timestamptz) "
+    "WHERE p.id = v.id AND p.version = v.old_version"
 )
 _UPDATE_PERSON = (
     update(persons_t)
@@ -446,15 +443,16 @@ class RegistryRepository:
             return
         seal = self.sealer.seal
         if self.dialect == "postgresql" and self._pending is not None:
-            params: list[Any] = []
-            for p in persons:
-                params += [
-                    p.id, p.version - 1, p.version, p.status.value, p.merged_into,
-                    Jsonb(seal("attributes", p.golden), dumps=_json_dumps),
-                    Json(seal("lineage", p.lineage), dumps=_json_dumps), p.updated_at,
-                ]  # fmt: skip
-            query = _PG_UPDATE_PERSONS.format(", ".join([_PG_UPDATE_ROW] * len(persons)))
-            self._checked.append(CheckedStatement(query, params, len(persons)))
+            values = [
+                {"id": p.id, "old_version": p.version - 1, "new_version": p.version,
+                 "status": p.status.value, "merged_into": p.merged_into,
+                 "golden": seal("attributes", p.golden), "lineage": seal("lineage", p.lineage),
+                 "updated_at": p.updated_at}
+                for p in persons
+            ]  # fmt: skip
+            self._checked.append(
+                CheckedStatement(_PG_UPDATE_PERSONS, [_json_dumps(values)], len(persons))
+            )
             return
         rows = [
             {
@@ -1185,7 +1183,7 @@ class RegistryRepository:
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return dumps_json(value)
 
 
 def _fields(obj: Any) -> dict[str, Any]:
