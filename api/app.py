@@ -10,6 +10,7 @@ share one listening socket and an idle worker takes the next connection.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What the process loaded to start (modules, the nickname and phone tables, CLDR
+        # data, the match model) lives as long as it does: out of the collector's sight,
+        # a full collection scans only what requests made, not the whole heap (pauses of
+        # 100 ms and more were measured on each worker under load).
+        if not gc.get_freeze_count():
+            gc.collect()  # nothing unreachable is frozen with the rest
+            gc.freeze()
         yield
         if owned:
             registry.close()

@@ -52,12 +52,16 @@ def _copy(template: str, name: str) -> str:
     return make_url(BENCH_URL).set(database=name).render_as_string(hide_password=False)
 
 
-def seed(records: int, *, reuse: bool = False) -> tuple[str, dict[tuple[str, str], str]]:
+def seed(
+    records: int, *, reuse: bool = False, with_truth: bool = True
+) -> tuple[str, dict[tuple[str, str], str]]:
+    """The seed database's name and the generator's truth (empty without `with_truth`)."""
     name = f"mdm_bench_dedupe_seed_{records}"
     if reuse:
         with _admin().connect() as conn:
             if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
-                truth = {(g.source, g.source_id): g.truth for g in generate(records, seed=42)}
+                known = generate(records, seed=42) if with_truth else ()
+                truth = {(g.source, g.source_id): g.truth for g in known}
                 print(f"set-up: the seed database {name} of an earlier run")
                 return name, truth
     url = fresh_database(name)
