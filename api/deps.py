@@ -94,7 +94,9 @@ async def get_principal(request: Request, actor: Annotated[str, Depends(get_acto
     return principal
 
 
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
+# Kept on the route object itself: it lives and dies with the route (routes do not hash,
+# and an id() could be reused by a later app's route).
+_QUERY_NAMES = "mdm_query_names"
 
 
 def _query_names(dependant: Dependant) -> frozenset[str]:
@@ -112,9 +114,10 @@ async def known_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    known = _QUERY_NAMES.get(id(route))
+    known: frozenset[str] | None = getattr(route, _QUERY_NAMES, None)
     if known is None:
-        known = _QUERY_NAMES[id(route)] = _query_names(dependant)
+        known = _query_names(dependant)
+        setattr(route, _QUERY_NAMES, known)
     errors = [
         {"loc": ("query", name), "msg": "not a parameter of this operation", "type": "extra"}
         for name in sorted({name for name in request.query_params if name not in known})

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from typing import Any
 from uuid import UUID
@@ -105,3 +109,24 @@ def record_pairs(groups: Partition) -> set[frozenset[tuple[str, str]]]:
     from itertools import combinations
 
     return {frozenset(p) for g in groups for p in combinations(sorted(g), 2)}
+
+
+def dedupe_killed(database_url: str, after_lines: int, *options: str) -> bool:
+    """`mdm dedupe` in its own process, SIGKILLed once it reported `after_lines` steps of
+    its write stage. False when it finished first."""
+    env = {**os.environ, "MDM_DATABASE_URL": database_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdm.cli", "dedupe", *options],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = 0
+    for line in proc.stderr:
+        if line.startswith("dedupe write"):
+            seen += 1
+            if seen == after_lines:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+    proc.wait()
+    return False

@@ -57,7 +57,7 @@ def _json_text(value: Any) -> str:
     if value is None:
         return "\\N"
     # orjson escapes control characters inside strings; only backslashes remain to double.
-    return orjson.dumps(value, default=_iso).decode().replace("\\", "\\\\")
+    return dumps_json(value).replace("\\", "\\\\")
 
 
 def _renderer(column: Column[Any]) -> Callable[[Any], str]:

@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -36,7 +35,8 @@ from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
 from mdm.store.tables import SourceRecordRow
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
-from tests.factories import partition, record_pairs
+from tests.databases import copy_database
+from tests.factories import dedupe_killed, partition, record_pairs
 
 
 def _admin():  # type: ignore[no-untyped-def]
@@ -44,12 +44,7 @@ def _admin():  # type: ignore[no-untyped-def]
 
 
 def _copy(template: str, name: str) -> str:
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    admin.dispose()
-    return make_url(BENCH_URL).set(database=name).render_as_string(hide_password=False)
+    return copy_database(BENCH_URL, template, name)
 
 
 def seed(
@@ -86,25 +81,6 @@ def seed(
     print(f"set-up: {len(truth):,} records (one person each) in "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     return make_url(url).database or "", truth
-
-
-def _killed(url: str, after: int) -> bool:
-    env = {**os.environ, "MDM_DATABASE_URL": url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm.cli", "dedupe"], env=env, text=True,
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    seen = 0
-    for line in proc.stderr:
-        if line.startswith("dedupe write"):
-            seen += 1
-            if seen == after:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
-    proc.wait()
-    return False
 
 
 def concurrent_ingest(template: str, records: int = 1800, nice: int = 10) -> None:
@@ -204,7 +180,7 @@ def main() -> None:
     for n in range(args.kills):
         url = _copy(template, "mdm_bench_dedupe")
         points = max(report.clusters // 100, 2)
-        killed = _killed(url, rnd.randrange(1, points))
+        killed = dedupe_killed(url, rnd.randrange(1, points))
         registry = Registry.from_settings(load_settings(database_url=url))
         dedupe(registry)
         equal = partition(registry) == expected

@@ -40,6 +40,7 @@ from mdm.services.context import Registry
 from mdm.services.ingest import ingest_many
 from mdm.store.db import make_engine
 from mdm.store.migrate import upgrade
+from tests.databases import copy_database
 
 BENCH_URL = os.environ.get(
     "MDM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mdm_bench"
@@ -113,11 +114,7 @@ def build_seed(seed_db: str, persons: int, preload_records: int) -> None:
 
 
 def fresh_copy(seed_db: str, target: str) -> None:
-    engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{seed_db}"'))
-    engine.dispose()
+    copy_database(BENCH_URL, seed_db, target)
 
 
 def _free_port() -> int:

@@ -24,8 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, text
 
 from fixtures.generator import generate
 from mdm.config import Settings
@@ -36,9 +35,9 @@ from mdm.services.context import Registry
 from mdm.services.delivery import Worker
 from mdm.services.ingest import ingest_many
 from mdm.services.webhooks import create_subscription
-from mdm.store.migrate import upgrade
 from mdm.store.registry import RegistryRepository
 from mdm.store.tables import OutboxRow
+from tests import databases
 
 BENCH_URL = os.environ.get(
     "MDM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mdm_bench"
@@ -46,17 +45,7 @@ BENCH_URL = os.environ.get(
 
 
 def fresh_database(name: str) -> str:
-    url = make_url(BENCH_URL)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    target = url.set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(target)
-    upgrade(engine)
-    engine.dispose()
-    return target
+    return databases.fresh_database(BENCH_URL, name)
 
 
 async def _accept(scope: dict[str, Any], receive: Any, send: Any) -> None:

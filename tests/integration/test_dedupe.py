@@ -4,11 +4,7 @@ point ends, once run again, where an uninterrupted run ends."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -28,7 +24,7 @@ from mdm.services.sources import prepare
 from mdm.store.audit import verify
 from mdm.store.tables import AuditEventRow, PersonRow, ReviewItemRow
 from tests.conftest import truncate
-from tests.factories import incoming, partition, record_pairs
+from tests.factories import dedupe_killed, incoming, partition, record_pairs
 
 
 def _generated(registry: Registry, n: int, seed: int = 7) -> tuple[list[IncomingRecord], dict]:
@@ -168,27 +164,6 @@ def test_online_and_batch_decide_the_same_for_the_same_pair(pg_registry: Registr
     assert outcomes["link"] >= 3 and outcomes["create"] >= 3
 
 
-def _run_killed(registry: Registry, after_lines: int) -> bool:
-    """`mdm dedupe` in its own process, SIGKILLed once it reported `after_lines` steps of
-    its write stage. False when it finished first."""
-    env = {**os.environ, "MDM_DATABASE_URL": registry.settings.database_url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm.cli", "dedupe", "--chunk", "3"],
-        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    seen = 0
-    for line in proc.stderr:
-        if line.startswith("dedupe write"):
-            seen += 1
-            if seen == after_lines:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
-    proc.wait()
-    return False
-
-
 def test_a_killed_run_run_again_ends_as_an_uninterrupted_one(pg_registry: Registry) -> None:
     records, _ = _generated(pg_registry, 700, seed=3)
     load_unmatched(pg_registry, records, actor="legacy")
@@ -199,7 +174,9 @@ def test_a_killed_run_run_again_ends_as_an_uninterrupted_one(pg_registry: Regist
     for _ in range(5):
         truncate(pg_registry)
         load_unmatched(pg_registry, records, actor="legacy")
-        killed += _run_killed(pg_registry, rnd.randrange(1, 40))
+        killed += dedupe_killed(
+            pg_registry.settings.database_url, rnd.randrange(1, 40), "--chunk", "3"
+        )
         dedupe(pg_registry)
         assert partition(pg_registry) == expected
         assert sum(len(g) for g in expected) == len(records)

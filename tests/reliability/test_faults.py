@@ -23,9 +23,9 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from mdm.store.db import make_engine
-from mdm.store.migrate import upgrade
 from mdm.store.tables import SourceRecordRow
 from tests.conftest import ADMIN_KEY, PG_URL
+from tests.databases import fresh_database
 from tests.factories import body
 from tests.serving import served
 
@@ -92,20 +92,6 @@ class Readiness:
                     self.seen.append(status)
 
 
-def _fresh_database() -> str:
-    url = make_url(PG_URL)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{FAULTS_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{FAULTS_DB}"'))
-    admin.dispose()
-    target = url.set(database=FAULTS_DB).render_as_string(hide_password=False)
-    engine = make_engine(target, pool_size=1)
-    upgrade(engine)
-    engine.dispose()
-    return target
-
-
 def _terminate_connections() -> int:
     admin = create_engine(make_url(PG_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -165,7 +151,7 @@ def _assert_kept(url: str, load: Load) -> None:
 
 @pytest.mark.usefixtures("pg_url")
 def test_terminated_connections_lose_no_acknowledged_write_and_answer_no_500() -> None:
-    url = _fresh_database()
+    url = fresh_database(PG_URL, FAULTS_DB)
     terminated: list[int] = []
     load, _ = _under_load(url, 2, lambda: terminated.append(_terminate_connections()))
     assert all(terminated), terminated  # the app's connections were there to cut
@@ -175,7 +161,7 @@ def test_terminated_connections_lose_no_acknowledged_write_and_answer_no_500() -
 @pytest.mark.soak
 @pytest.mark.usefixtures("pg_url")
 def test_three_postgresql_restarts_lose_no_acknowledged_write() -> None:
-    url = _fresh_database()
+    url = fresh_database(PG_URL, FAULTS_DB)
     load, readiness = _under_load(url, 3, _restart_postgresql)
     print(f"/readyz answered, in turn: {readiness}")
     _assert_kept(url, load)

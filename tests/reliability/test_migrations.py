@@ -19,8 +19,7 @@ from pytest_alembic.tests import (
     test_up_down_consistency,
     test_upgrade,
 )
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, select
 
 from fixtures.generator import generate
 from mdm.model.record import IncomingRecord
@@ -31,6 +30,7 @@ from mdm.store.db import make_engine
 from mdm.store.migrate import ROOT
 from mdm.store.tables import PersonRow, SourceRecordRow
 from tests.conftest import PG_URL, settings_for
+from tests.databases import fresh_database
 
 __all__ = [
     "test_model_definitions_match_ddl",
@@ -42,22 +42,12 @@ __all__ = [
 MIGRATIONS_DB = "mdm_migrations_test"
 
 
-def _fresh_pg_database() -> str:
-    url = make_url(PG_URL)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{MIGRATIONS_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{MIGRATIONS_DB}"'))
-    admin.dispose()
-    return url.set(database=MIGRATIONS_DB).render_as_string(hide_password=False)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def migrations_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'migrations.db'}"
     request.getfixturevalue("pg_url")  # skips (or fails under CI) without PostgreSQL
-    return _fresh_pg_database()
+    return fresh_database(PG_URL, MIGRATIONS_DB, migrate=False)
 
 
 @pytest.fixture
