@@ -306,7 +306,10 @@ def serve(
 ) -> None:
     """Serve the HTTP API (docs at /docs)."""
     settings = ensure_admin_key()
-    _check_profiles(settings)
+    if workers == 1:
+        _check_profiles(settings)
+    else:
+        _check_profiles_apart(settings)
     host, port = host or settings.host, port or settings.port
     console.print(f"mdm serving on http://{host}:{port} (docs at /docs), {workers} worker(s)")
     sock = _listen(host, port)
@@ -377,6 +380,23 @@ def _check_profiles(settings: Settings) -> None:
         for fault in exc.faults:
             console.print(f"[red]{escape(fault)}[/red]")
         raise typer.Exit(2) from None
+
+
+def _check_profiles_apart(settings: Settings) -> None:
+    """`_check_profiles` in a child process: checking imports the normalisation stack (100 MB
+    and more), which a supervisor that only forks and waits need not keep resident."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _check_profiles(settings)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise typer.Exit(2)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -231,6 +231,29 @@ def test_a_bad_profile_stops_the_command_naming_file_and_line(
     )
 
 
+def test_a_bad_profile_stops_serve_with_workers_before_it_listens(tmp_path: Path) -> None:
+    # With workers, the profiles are checked in a child process (the supervisor stays
+    # small); its faults must still stop the command, named, with the same exit status.
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "acme.toml").write_text(
+        '[source]\nkey = "acme"\nkind = "crm"\n\n[fields.family_name]\npaht = "x"\n'
+    )
+    env = {**os.environ, "MDM_PROFILES_DIR": str(tmp_path), "MDM_ADMIN_KEY": "k" * 32,
+           "MDM_DATABASE_URL": f"sqlite:///{tmp_path}/s.db", "COLUMNS": "200"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "mdm.cli", "serve", "--workers", "2", "--port", "0"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"{tmp_path / 'acme.toml'}:6: fields.family_name.paht: unknown key" in " ".join(
+        done.stderr.split()
+    )
+    assert "serving" not in done.stderr
+
+
 def test_keys_are_created_listed_rotated_and_revoked(database: str) -> None:
     created = runner.invoke(
         app, ["keys", "create", "--name", "workday", "--scopes", "records:write,records:read",
