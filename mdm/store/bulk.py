@@ -1,14 +1,16 @@
-"""Bulk inserts: COPY or pipelined statements on PostgreSQL, executemany elsewhere.
+"""Bulk inserts: pipelined statements on PostgreSQL, executemany elsewhere.
 
 The registry writes a handful of tables per unit of work (persons, records, keys, audit,
-outbox). Through the ORM layer each statement costs more in Python than on the server;
-COPY sends a whole table's rows at once. Rows are rendered to COPY's text format here,
-which is several times cheaper than adapting them value by value.
+outbox). Through the ORM layer each statement costs more in Python than on the server.
+Here each table's rows travel as one JSON document (rendered by orjson, in C) expanded by
+`json_populate_recordset`, and every table of a unit goes in one pipeline: one round trip.
+Rendering rows to COPY's text format value by value in Python cost a worker 0.1 ms per
+ingested record more than the JSON document, for 0.04 ms less on the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -16,23 +18,9 @@ from typing import Any
 import orjson
 from psycopg import Connection as PgConnection
 from psycopg import Cursor, sql
-from sqlalchemy import (
-    JSON,
-    Column,
-    Connection,
-    DateTime,
-    String,
-    Table,
-    TypeDecorator,
-    insert,
-    text,
-)
+from sqlalchemy import Connection, Table, insert, text
 
 from mdm.model.errors import ConcurrentUpdate
-
-# Below this many rows a pipelined INSERT beats setting up a COPY.
-COPY_THRESHOLD = 32
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def dumps_json(value: Any) -> str:
@@ -45,31 +33,6 @@ def _iso(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _escape(text: str) -> str:
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.translate(_ESCAPES)
-    return text
-
-
-def _json_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    # orjson escapes control characters inside strings; only backslashes remain to double.
-    return dumps_json(value).replace("\\", "\\\\")
-
-
-def _renderer(column: Column[Any]) -> Callable[[Any], str]:
-    """COPY text rendering for one column, chosen once per column rather than per value."""
-    kind = column.type
-    if isinstance(kind, JSON):
-        return _json_text
-    if isinstance(kind, DateTime | TypeDecorator):
-        return lambda v: "\\N" if v is None else v.isoformat()
-    if isinstance(kind, String):
-        return lambda v: "\\N" if v is None else _escape(v)
-    return lambda v: "\\N" if v is None else str(v)
 
 
 def driver_connection(conn: Connection) -> PgConnection[Any]:
@@ -94,9 +57,9 @@ def write_tables(
 ) -> None:
     """Run `checked` statements, then insert rows into several tables in order.
 
-    On PostgreSQL large row sets go by COPY (which a pipeline cannot carry) and the rest
-    in pipelines: a single round trip however many statements. A checked statement whose
-    row count differs raises `ConcurrentUpdate` (the caller's transaction is then void).
+    On PostgreSQL the checks and the inserts go in one pipeline: a single round trip
+    however many statements. A checked statement whose row count differs raises
+    `ConcurrentUpdate` (the caller's transaction is then void).
     """
     tables = [(table, rows) for table, rows in tables if rows]
     if not tables and not checked:
@@ -111,29 +74,14 @@ def write_tables(
         return
     driver = driver_connection(conn)
     checks: list[tuple[Cursor[Any], int]] = []
-    small: list[tuple[Table, Sequence[dict[str, Any]]]] = []
-    with driver.cursor() as cursor:
-
-        def send_small() -> None:
-            if small or (checked and not checks):
-                with driver.pipeline():
-                    if not checks:
-                        for statement in checked:
-                            check = driver.cursor()
-                            check.execute(statement.query, statement.params)
-                            checks.append((check, statement.expected_rows))
-                    for small_table, small_rows in small:
-                        _execute_inserts(cursor, small_table, small_rows)
-                small.clear()
-
-        # Table order is foreign-key order: a COPY first sends the small inserts before it.
+    with driver.cursor() as cursor, driver.pipeline():
+        for statement in checked:
+            check = driver.cursor()
+            check.execute(statement.query, statement.params)
+            checks.append((check, statement.expected_rows))
+        # Table order is foreign-key order.
         for table, rows in tables:
-            if len(rows) < COPY_THRESHOLD:
-                small.append((table, rows))
-            else:
-                send_small()
-                _copy(cursor, table, rows)
-        send_small()
+            _execute_inserts(cursor, table, rows)
     for check, expected in checks:
         updated = check.rowcount
         check.close()
@@ -145,14 +93,6 @@ def _target(table: Table, columns: list[str]) -> sql.Composed:
     return sql.SQL("{} ({})").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-
-
-def _copy(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    columns = list(rows[0])
-    renderers = [(c, _renderer(table.c[c])) for c in columns]
-    payload = "".join("\t".join([render(row[c]) for c, render in renderers]) + "\n" for row in rows)
-    with cursor.copy(sql.SQL("COPY {} FROM STDIN").format(_target(table, columns))) as copy:
-        copy.write(payload.encode())
 
 
 def _execute_inserts(cursor: Cursor[Any], table: Table, rows: Sequence[dict[str, Any]]) -> None:
