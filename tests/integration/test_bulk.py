@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mdm.services.context import Registry
 from mdm.store.bulk import write_tables
-from mdm.store.tables import PersonRow, SourceRecordRow
+from mdm.store.registry import persons_t, records_t
 
 AWKWARD = ["tab\there", "new\nline", "back\\slash", 'quote"s', "ünïcödé 名前", "\\N", "", "€\r"]
 
@@ -42,10 +42,10 @@ def _rows(n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def test_rows_written_in_bulk_read_back_unchanged(registry: Registry, n: int) -> None:
     persons, records = _rows(n)
     with registry.database.engine.begin() as conn:
-        write_tables(conn, [(PersonRow.__table__, persons), (SourceRecordRow.__table__, records)])
+        write_tables(conn, [(persons_t, persons), (records_t, records)])
     with registry.database.engine.connect() as conn:
-        got_persons = {r.id: r for r in conn.execute(select(PersonRow.__table__))}
-        got_records = {r.id: r for r in conn.execute(select(SourceRecordRow.__table__))}
+        got_persons = {r.id: r for r in conn.execute(select(persons_t))}
+        got_records = {r.id: r for r in conn.execute(select(records_t))}
     assert len(got_persons) == n and len(got_records) == n
     for want in persons:
         row = got_persons[want["id"]]
