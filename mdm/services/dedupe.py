@@ -30,10 +30,11 @@ from itertools import combinations
 from typing import Any
 from uuid import UUID
 
-from mdm.flow.block import EXACT_KINDS, Key, candidate_keys
+from mdm.flow.block import Key, candidate_keys
 from mdm.flow.cluster import components, incoherence
 from mdm.flow.decide import Candidate, Outcome, decide, merge_conflicts
-from mdm.flow.score import FellegiSunterScorer, Score, score_block
+from mdm.flow.pairs import BlockMember, ScoredPair, block_order, score_block_pairs
+from mdm.flow.score import FellegiSunterScorer, Score
 from mdm.model.ids import new_id
 from mdm.model.person import ReviewItem
 from mdm.model.record import MatchFeatures
@@ -94,6 +95,7 @@ class _Registry:
         self.owner: list[int] = []  # person of each record
         self.keys: list[tuple[str, str]] = []  # (source, source id) of each record
         self.features: list[MatchFeatures] = []
+        self.candidate_keys: list[frozenset[Key]] = []  # filled by the block stage
 
     def records(self, p: int) -> list[MatchFeatures]:
         end = self.start[p + 1] if p + 1 < len(self.start) else len(self.features)
@@ -133,7 +135,9 @@ def dedupe(
         changed = (
             {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
         )
-        best, exact = _score(data, blocks, scorer, thresholds.review, report, tick, changed)
+        best, exact = _score(
+            data, blocks, scorer, thresholds.review, generic, report, tick, changed
+        )
 
     with _stage(report, "decide"):
         # Each record pair is decided on its own, as an ingest decides a record against a
@@ -271,8 +275,9 @@ def _blocks(
     """Blocks worth scoring (two persons or more, at most `cap`), exact keys first, and the
     generic keys. With `since`, only blocks holding a person changed since then."""
     by_key: dict[Key, list[int]] = defaultdict(list)
-    for i, f in enumerate(data.features):
-        for key in candidate_keys(f):
+    data.candidate_keys = [candidate_keys(f) for f in data.features]
+    for i, keys in enumerate(data.candidate_keys):
+        for key in keys:
             by_key[key].append(i)
     kept: list[tuple[Key, list[int]]] = []
     generic: set[Key] = set()
@@ -286,9 +291,7 @@ def _blocks(
         if since is not None and all(data.updated[p] < since for p in persons):
             continue
         kept.append((key, members))
-    # Exact keys first: a pair's exact keys are all known before any of its scores is
-    # kept or dropped.
-    kept.sort(key=lambda kb: (kb[0][0] not in EXACT_KINDS, kb[0]))
+    kept.sort(key=lambda kb: block_order(kb[0]))
     return kept, generic
 
 
@@ -308,49 +311,46 @@ def _score(
     blocks: Sequence[tuple[Key, list[int]]],
     scorer: FellegiSunterScorer,
     floor: float,
+    generic: set[Key],
     report: DedupeReport,
     tick: Progress,
     changed: set[int] | None = None,
 ) -> tuple[dict[int, Score], dict[int, set[str]]]:
     """Each pair of records of two persons once, keyed `i * records + j` (i < j): its
     score, kept when it is worth a decision (at least the review threshold, or the two
-    share an exact key), and the exact keys it shares."""
+    share an exact key), and the exact keys it shares. Blocks are scored by the same pure
+    function the Spark engine runs (flow/pairs.py)."""
     n = len(data.features)
-    seen: set[int] = set()
     best: dict[int, Score] = {}
-    exact: dict[int, set[str]] = defaultdict(set)
+    exact: dict[int, set[str]] = {}
+    member = [
+        BlockMember(
+            i, data.owner[i], data.keys[i], data.candidate_keys[i], data.features[i],
+            changed is None or data.owner[i] in changed,
+        )
+        for i in range(n)
+    ]  # fmt: skip
     for done, (key, members) in enumerate(blocks, 1):
-        local: list[tuple[int, int]] = []
-        codes: list[int] = []
-        for x, y in combinations(range(len(members)), 2):
-            i, j = members[x], members[y]
-            if data.owner[i] == data.owner[j]:
-                continue
-            if changed is not None and not (data.owner[i] in changed or data.owner[j] in changed):
-                continue  # `--since`: both persons unchanged, the last run saw this pair
-            code = i * n + j if i < j else j * n + i
-            if key[0] in EXACT_KINDS:
-                exact[code].add(key[0])
-            if code not in seen:
-                seen.add(code)
-                # Comparing is not quite symmetric (a swapped name is read from one side):
-                # each pair is scored one way, by its records' own keys, so decisions do
-                # not depend on person ids, which a merge or a reload changes.
-                local.append((x, y) if data.keys[i] < data.keys[j] else (y, x))
-                codes.append(code)
-        report.candidate_pairs += len(local)
-        if local:
-            features = [data.features[m] for m in members]
-            for code, (_, _, score) in zip(
-                codes, score_block(features, scorer, local), strict=True
-            ):
-                report.pairs_scored += 1
-                if score.confidence >= floor or code in exact:
-                    best[code] = score
+        block = [member[i] for i in members]
+        for pair in score_block_pairs(key, block, scorer, generic):
+            report.candidate_pairs += 1
+            report.pairs_scored += 1
+            keep(best, exact, n, pair, floor)
         if done % 10_000 == 0:
             tick("score", done, len(blocks))
     tick("score", len(blocks), len(blocks))
     return best, exact
+
+
+def keep(
+    best: dict[int, Score], exact: dict[int, set[str]], n: int, pair: ScoredPair, floor: float
+) -> None:
+    """Keep a scored pair worth a decision."""
+    if pair.score.confidence >= floor or pair.exact:
+        code = pair.first * n + pair.second
+        best[code] = pair.score
+        if pair.exact:
+            exact[code] = set(pair.exact)
 
 
 def _rank(outcome: Outcome, score: Score) -> tuple[int, float]:
