@@ -131,11 +131,46 @@ def dedupe(
             min=0, max=19, help="Scheduling niceness: the live API goes first for the CPU"
         ),
     ] = 10,
+    engine: Annotated[
+        str, typer.Option(help="inprocess, or spark (blocking, scoring, clustering on Spark)")
+    ] = "inprocess",
+    master: Annotated[
+        str, typer.Option(help="Spark master URL (spark://host:7077, yarn, local[N])")
+    ] = "local[2]",
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Where Spark's Parquet files go: a path the driver and executors share"),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--spark-conf", help="A Spark setting, NAME=VALUE (repeatable)"),
+    ] = None,
 ) -> None:
     """The nightly batch dedupe: every live person against the others, with the online
     path's blocking, scorer and decisions; auto-merges of coherent clusters, review items
     for the rest. Killed and run again, it ends as an uninterrupted run would."""
     from mdm.services.dedupe import dedupe as run_dedupe
+
+    spark = None
+    if engine == "spark":
+        from importlib.util import find_spec
+
+        from mdm.services.spark_engine import SparkOptions
+
+        if find_spec("pyspark") is None:
+            console.print("[red]the spark engine needs the extra: pip install '.[spark]'[/red]")
+            raise typer.Exit(2)
+        conf = {}
+        for item in spark_conf or []:
+            name, sep, value = item.partition("=")
+            if not sep:
+                console.print(f"[red]--spark-conf {escape(item)}: expected NAME=VALUE[/red]")
+                raise typer.Exit(2)
+            conf[name.strip()] = value.strip()
+        spark = SparkOptions(master=master, workdir=workdir, conf=conf)
+    elif engine != "inprocess":
+        console.print(f"[red]--engine {escape(engine)}: inprocess or spark[/red]")
+        raise typer.Exit(2)
 
     if nice:
         os.nice(nice)
@@ -164,7 +199,7 @@ def dedupe(
     try:
         with bars:
             result = run_dedupe(registry, dry_run=dry_run, since=started, chunk=chunk,
-                                progress=progress)  # fmt: skip
+                                progress=progress, spark=spark)  # fmt: skip
     finally:
         registry.close()
     body = json.dumps(result.as_dict(), indent=2)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from mdm.flow.block import Key, candidate_keys
@@ -40,6 +40,9 @@ from mdm.model.person import ReviewItem
 from mdm.model.record import MatchFeatures
 from mdm.services.context import Registry
 from mdm.services.retry import run_with_retries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mdm.services.spark_engine import SparkEngine, SparkOptions
 
 ACTOR = "dedupe"
 # (stage, done, total): progress for a bar or a log line.
@@ -110,10 +113,34 @@ def dedupe(
     chunk: int = 20,
     progress: Progress | None = None,
     decisions: dict[tuple[UUID, UUID], str] | None = None,
+    spark: SparkOptions | None = None,
 ) -> DedupeReport:
     """Run the nightly dedupe; `since` limits it to pairs with a person changed since.
     `decisions` receives the policy's outcome (link, review, create) for every pair of
-    persons it decided on, keyed by the two ids in order."""
+    persons it decided on, keyed by the two ids in order. With `spark`, blocking, scoring
+    and clustering run on Apache Spark (services/spark_engine.py); the decisions and the
+    writes are the same code either way."""
+    engine = None
+    if spark is not None:
+        from mdm.services.spark_engine import SparkEngine
+
+        engine = SparkEngine(spark)
+    try:
+        return _dedupe(registry, dry_run, since, chunk, progress, decisions, engine)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _dedupe(
+    registry: Registry,
+    dry_run: bool,
+    since: datetime | None,
+    chunk: int,
+    progress: Progress | None,
+    decisions: dict[tuple[UUID, UUID], str] | None,
+    engine: SparkEngine | None,
+) -> DedupeReport:
     report = DedupeReport(dry_run=dry_run)
     tick = progress or (lambda stage, done, total: None)
     scorer = registry.scorer
@@ -126,18 +153,19 @@ def dedupe(
         data, distinct, open_pairs = _read(registry, tick)
         report.persons, report.records = len(data.ids), len(data.features)
 
-    with _stage(report, "block"):
-        blocks, generic = _blocks(data, cap, since)
-        report.blocks, report.generic_blocks = len(blocks), len(generic)
-        _strip_generic(data, generic)
-
-    with _stage(report, "score"):
-        changed = (
-            {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
-        )
-        best, exact = _score(
-            data, blocks, scorer, thresholds.review, generic, report, tick, changed
-        )
+    changed = {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
+    if engine is None:
+        with _stage(report, "block"):
+            blocks, generic = _blocks(data, cap, since)
+            report.blocks, report.generic_blocks = len(blocks), len(generic)
+            _strip_generic(data, generic)
+        with _stage(report, "score"):
+            best, exact = _score(
+                data, blocks, scorer, thresholds.review, generic, report, tick, changed
+            )
+    else:
+        best, exact = _score_on_spark(engine, data, cap, scorer, thresholds.review, report,
+                                      changed)  # fmt: skip
 
     with _stage(report, "decide"):
         # Each record pair is decided on its own, as an ingest decides a record against a
@@ -188,7 +216,8 @@ def dedupe(
         def is_distinct(a: int, b: int) -> bool:
             return _key(data.ids[a], data.ids[b]) in distinct
 
-        for members in components(edges):
+        clusters = components(edges) if engine is None else engine.components(edges)
+        for members in clusters:
             report.clusters += 1
             # Two persons: their one link was checked for conflicts when it was decided.
             reasons = (
@@ -232,6 +261,36 @@ def dedupe(
             done += len(batch)
             tick("write", done, total)
     return report
+
+
+def _score_on_spark(
+    engine: SparkEngine,
+    data: _Registry,
+    cap: int,
+    scorer: FellegiSunterScorer,
+    floor: float,
+    report: DedupeReport,
+    changed: set[int] | None,
+) -> tuple[dict[int, Score], dict[int, set[str]]]:
+    with _stage(report, "export"):
+        records = engine.export(
+            (i, data.owner[i], *data.keys[i], data.features[i].as_json(),
+             changed is None or data.owner[i] in changed)
+            for i in range(len(data.features))
+        )  # fmt: skip
+    with _stage(report, "block"):
+        report.blocks, generic = engine.block(records, cap)
+        report.generic_blocks = len(generic)
+        _strip_generic(data, set(generic))
+    with _stage(report, "score"):
+        report.pairs_scored, pairs = engine.score(records, cap, generic, scorer, floor)
+        report.candidate_pairs = report.pairs_scored
+        n = len(data.features)
+        best: dict[int, Score] = {}
+        exact: dict[int, set[str]] = {}
+        for pair in pairs:
+            keep(best, exact, n, pair, floor)
+    return best, exact
 
 
 def _key(a: UUID, b: UUID) -> tuple[UUID, UUID]:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from uuid import UUID
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -36,7 +37,7 @@ from mdm.services.sources import prepare
 from mdm.store.tables import SourceRecordRow
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
 from tests.databases import copy_database
-from tests.factories import dedupe_killed, partition, record_pairs
+from tests.factories import Partition, dedupe_killed, partition, record_pairs
 
 
 def _admin():  # type: ignore[no-untyped-def]
@@ -149,15 +150,24 @@ def main() -> None:
         "--no-concurrent", action="store_true", help="Skip the ingest latency measurement"
     )
     parser.add_argument("--nice", type=int, default=10, help="`mdm dedupe --nice` while ingesting")
+    parser.add_argument(
+        "--spark", default=None, metavar="MASTER",
+        help="Also run the Spark engine on this master (local[2]) and compare its decisions",
+    )  # fmt: skip
+    parser.add_argument("--spark-only", action="store_true", help="Skip the in-process run")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")  # fmt: skip
     template, truth = seed(args.records, reuse=args.reuse_seed)
 
+    if args.spark_only:
+        compare_spark(template, args.spark, None, None)
+        return
     url = _copy(template, "mdm_bench_dedupe")
     registry = Registry.from_settings(load_settings(database_url=url))
     started = time.perf_counter()
-    report = dedupe(registry)
+    decided: dict[tuple[UUID, UUID], str] = {}
+    report = dedupe(registry, decisions=decided)
     took = time.perf_counter() - started
     expected = partition(registry)
     registry.close()
@@ -191,6 +201,39 @@ def main() -> None:
         print(f"killed and rerun: {same} of {args.kills} end in the uninterrupted partition")
     if not args.no_concurrent:
         concurrent_ingest(template, nice=args.nice)
+    if args.spark:
+        compare_spark(template, args.spark, expected, decided)
+
+
+def compare_spark(
+    template: str,
+    master: str,
+    expected: Partition | None,
+    decided: dict[tuple[UUID, UUID], str] | None,
+) -> None:
+    """The Spark engine on a copy of the seed: its stages, and whether it decides exactly
+    as the in-process run did (every person pair's outcome and the final partition)."""
+    from mdm.services.spark_engine import SparkOptions
+
+    url = _copy(template, "mdm_bench_dedupe")
+    registry = Registry.from_settings(load_settings(database_url=url))
+    started = time.perf_counter()
+    decisions: dict[tuple[UUID, UUID], str] = {}
+    report = dedupe(registry, decisions=decisions, spark=SparkOptions(master=master))
+    took = time.perf_counter() - started
+    print(f"spark engine ({master}) on {report.persons:,} persons: {took:.1f} s end to end")
+    for stage in report.stages:
+        print(f"  {stage.name:8s} {stage.seconds:7.2f} s  peak RSS {stage.peak_rss_mib:,.0f} MiB "
+              "(this process; Spark's JVM apart)")  # fmt: skip
+    print(f"  {report.pairs_scored:,} pairs scored, {report.clusters:,} clusters, "
+          f"{report.merges:,} merges, {report.review_items:,} review items")  # fmt: skip
+    if expected is not None and decided is not None:
+        same = decisions == decided
+        links = sum(1 for v in decided.values() if v == "link")
+        print(f"  parity: {len(decided):,} person pairs decided ({links:,} auto-merge), "
+              f"identical outcomes: {same}; final partition identical: "
+              f"{partition(registry) == expected}")  # fmt: skip
+    registry.close()
 
 
 if __name__ == "__main__":
