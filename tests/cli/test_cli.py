@@ -272,3 +272,39 @@ def test_keys_are_created_listed_rotated_and_revoked(database: str) -> None:
     assert runner.invoke(app, ["keys", "revoke", "nope"]).exit_code == 2
     bad = runner.invoke(app, ["keys", "create", "--name", "x", "--scopes", "root"])
     assert bad.exit_code == 2
+
+
+def test_dedupe_names_a_wrong_engine_or_spark_setting(database: str) -> None:
+    wrong = runner.invoke(app, ["dedupe", "--nice", "0", "--engine", "hadoop"])
+    assert wrong.exit_code == 2
+    assert "--engine hadoop: inprocess or spark" in " ".join(wrong.output.split())
+    bad = runner.invoke(
+        app, ["dedupe", "--nice", "0", "--engine", "spark", "--spark-conf", "executor.memory"]
+    )
+    assert bad.exit_code == 2
+    assert "--spark-conf executor.memory: expected NAME=VALUE" in " ".join(bad.output.split())
+
+
+def test_dedupe_reports_its_run_as_json(database: str, tmp_path: Path) -> None:
+    from mdm.config import get_settings as settings_now
+    from mdm.services.context import Registry
+    from mdm.services.ingest import load_unmatched
+    from tests.factories import incoming
+
+    registry = Registry.from_settings(settings_now())
+    load_unmatched(
+        registry,
+        [
+            incoming("crm", "c1", email="ana@x.example"),
+            incoming("ats", "a1", email="ana@x.example"),
+        ],
+        actor="legacy",
+    )
+    registry.close()
+    result = runner.invoke(app, ["dedupe", "--nice", "0", "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["persons"], report["merges"]) == (2, 1)
+    assert [s["name"] for s in report["stages"]] == [
+        "read", "block", "score", "decide", "cluster", "write"
+    ]  # fmt: skip
