@@ -398,7 +398,7 @@ class RegistryRepository:
     @contextmanager
     def pipelined(self) -> Iterator[None]:
         """Collect the inserts made inside the block and write them together on leaving it:
-        COPY for large row sets, one pipelined round trip for the rest (PostgreSQL)."""
+        each table's rows as one JSON document, all in one pipelined round trip (PostgreSQL)."""
         self._pending, self._checked = [], []
         try:
             yield
