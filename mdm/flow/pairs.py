@@ -42,6 +42,19 @@ class ScoredPair:
     exact: frozenset[str]  # kinds of the exact keys the two records share
 
 
+def _owns(key: Key, shared: frozenset[Key], generic: Collection[Key]) -> bool:
+    """Whether `key` comes first in block order among the shared keys that are not generic
+    (`key` itself is one of them)."""
+    exact = key[0] in EXACT_KINDS
+    for k in shared:
+        if k == key or k in generic:
+            continue
+        k_exact = k[0] in EXACT_KINDS
+        if (k_exact and not exact) or (k_exact == exact and k < key):
+            return False
+    return True
+
+
 def score_block_pairs(
     key: Key,
     members: Sequence[BlockMember],
@@ -55,18 +68,17 @@ def score_block_pairs(
     is scored one way, by its records' (source, source_id): decisions then depend on
     neither person ids, which a merge changes, nor the engine.
     """
-    order = block_order(key)
     local: list[tuple[int, int]] = []
     exact: list[frozenset[str]] = []
     for x, y in combinations(range(len(members)), 2):
         a, b = members[x], members[y]
         if a.person == b.person or not (a.changed or b.changed):
             continue
-        shared = [k for k in a.keys & b.keys if k not in generic]
-        if min(map(block_order, shared)) != order:
+        shared = a.keys & b.keys
+        if len(shared) > 1 and not _owns(key, shared, generic):
             continue  # another block of the two scores them
         local.append((x, y) if a.ref < b.ref else (y, x))
-        exact.append(frozenset(k[0] for k in shared if k[0] in EXACT_KINDS))
+        exact.append(frozenset(k[0] for k in shared if k[0] in EXACT_KINDS and k not in generic))
     if not local:
         return
     features = [m.features for m in members]
