@@ -33,7 +33,7 @@ from mdm.model.record import MatchFeatures
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 # Rows per Parquet row group when the records are exported.
 EXPORT_CHUNK = 100_000
@@ -129,24 +129,29 @@ def _block_scorer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: f
 
 
 def _keys_of(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """(record, person, kind, value) for every candidate key of every record."""
+    """(record, person, kind, value, changed) for every candidate key of every record."""
     import pandas as pd
 
     for rows in batches:
-        out: dict[str, list[Any]] = {"record": [], "person": [], "kind": [], "value": []}
-        for record, person, text in zip(rows["record"], rows["person"], rows["features"],
-                                        strict=True):  # fmt: skip
+        out: dict[str, list[Any]] = {
+            "record": [], "person": [], "kind": [], "value": [], "changed": []
+        }  # fmt: skip
+        for record, person, text, changed in zip(
+            rows["record"], rows["person"], rows["features"], rows["changed"], strict=True
+        ):
             for kind, value in candidate_keys(MatchFeatures.from_json(json.loads(text))):
                 out["record"].append(record)
                 out["person"].append(person)
                 out["kind"].append(kind)
                 out["value"].append(value)
+                out["changed"].append(bool(changed))
         yield pd.DataFrame(
             {
                 "record": pd.Series(out["record"], dtype="int64"),
                 "person": pd.Series(out["person"], dtype="int64"),
                 "kind": pd.Series(out["kind"], dtype="object"),
                 "value": pd.Series(out["value"], dtype="object"),
+                "changed": pd.Series(out["changed"], dtype="bool"),
             }
         )
 
@@ -212,20 +217,22 @@ class SparkEngine:
         from pyspark.sql import functions as F
 
         frame = self.spark.read.parquet(str(records))
-        keys = frame.select("record", "person", "features").mapInPandas(
+        keys = frame.select("record", "person", "features", "changed").mapInPandas(
             _keys_of,  # type: ignore[arg-type]
-            "record long, person long, kind string, value string",
+            "record long, person long, kind string, value string, changed boolean",
         )
         keys.write.mode("overwrite").parquet(str(self.workdir / "keys.parquet"))
         keys = self.spark.read.parquet(str(self.workdir / "keys.parquet"))
-        counts = keys.groupBy("kind", "value").agg(F.countDistinct("person").alias("persons"))
+        # A block none of whose persons changed since the last run (`--since`) is not scored.
+        counts = keys.groupBy("kind", "value").agg(
+            F.countDistinct("person").alias("persons"), F.max("changed").alias("changed")
+        )
         counts.write.mode("overwrite").parquet(str(self.workdir / "key_counts.parquet"))
         counts = self.spark.read.parquet(str(self.workdir / "key_counts.parquet"))
         generic = frozenset(
             (r["kind"], r["value"]) for r in counts.where(F.col("persons") > cap).collect()
         )
-        blocks = counts.where((F.col("persons") >= 2) & (F.col("persons") <= cap)).count()
-        return blocks, generic
+        return _kept(counts, cap).count(), generic
 
     def score(
         self,
@@ -239,9 +246,7 @@ class SparkEngine:
         from pyspark.sql import functions as F
 
         counts = self.spark.read.parquet(str(self.workdir / "key_counts.parquet"))
-        kept = counts.where((F.col("persons") >= 2) & (F.col("persons") <= cap)).select(
-            "kind", "value"
-        )
+        kept = _kept(counts, cap).select("kind", "value")
         # Generic keys are gone before the shuffle: only kept blocks' members move.
         member = F.struct("record", "person", "source", "source_id", "features", "changed")
         blocks = (
@@ -307,6 +312,13 @@ class SparkEngine:
             groups.setdefault(int(row["label"]), []).append(int(row["node"]))
         links.unpersist()
         return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+def _kept(counts: DataFrame, cap: int) -> DataFrame:
+    """The blocks to score: two persons up to `cap`, one of them changed."""
+    from pyspark.sql import functions as F
+
+    return counts.where((F.col("persons") >= 2) & (F.col("persons") <= cap) & F.col("changed"))
 
 
 def _table(chunk: list[tuple[Any, ...]], schema: Any) -> Any:

@@ -3,6 +3,7 @@ auto-merge and review pairs, the same clusters, and the same registry once writt
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mdm.services.context import Registry
@@ -25,7 +26,9 @@ def test_spark_and_in_process_engines_make_the_same_decisions(
     pg_registry: Registry, tmp_path: Path
 ) -> None:
     records, _ = _generated(pg_registry, 1500, seed=11)
-    load_unmatched(pg_registry, records, actor="legacy")
+    load_unmatched(pg_registry, records[:1000], actor="legacy")
+    later = datetime.now(UTC)
+    load_unmatched(pg_registry, records[1000:], actor="legacy")
     spark = SparkOptions(master="local[2]", workdir=tmp_path)
 
     here: dict = {}
@@ -37,10 +40,20 @@ def test_spark_and_in_process_engines_make_the_same_decisions(
     assert there == here  # every person pair, with the same outcome
     assert [s.name for s in planned_there.stages][:4] == ["read", "export", "block", "score"]
 
+    # `--since`: only pairs with a person changed since, on either engine.
+    here_since: dict = {}
+    there_since: dict = {}
+    since_here = dedupe(pg_registry, dry_run=True, since=later, decisions=here_since)
+    since_there = dedupe(pg_registry, dry_run=True, since=later, decisions=there_since, spark=spark)
+    assert 0 < since_here.pairs_scored < planned_here.pairs_scored
+    assert _counts(since_there) == _counts(since_here)
+    assert there_since == here_since
+
     written = dedupe(pg_registry, spark=spark)
     by_spark = partition(pg_registry)
     truncate(pg_registry)
-    load_unmatched(pg_registry, records, actor="legacy")
+    load_unmatched(pg_registry, records[:1000], actor="legacy")
+    load_unmatched(pg_registry, records[1000:], actor="legacy")
     in_process = dedupe(pg_registry)
     assert by_spark == partition(pg_registry)
     assert (written.merges, written.review_items) == (in_process.merges, in_process.review_items)
