@@ -10,6 +10,8 @@ with one (phone, birth date, email) that identifier's key brings the candidate.
 
 from __future__ import annotations
 
+from collections.abc import Container
+from dataclasses import replace
 from functools import lru_cache
 
 import jellyfish
@@ -63,3 +65,13 @@ def candidate_keys(f: MatchFeatures) -> frozenset[Key]:
         swapped_given = f.family.split(" ")[0]
         keys.update(name_keys(f.given, frozenset({swapped_given})))
     return frozenset(keys)
+
+
+def without_generic(f: MatchFeatures, generic: Container[Key]) -> MatchFeatures:
+    """The record as scored: an email or phone shared by a crowd (a placeholder, a
+    switchboard) says nothing about identity, so it is not compared at all."""
+    emails = frozenset(e for e in f.emails if ("email", e) not in generic)
+    phones = frozenset(p for p in f.phones if ("phone", p) not in generic)
+    if len(emails) == len(f.emails) and len(phones) == len(f.phones):
+        return f
+    return replace(f, emails=emails, phones=phones)

@@ -68,8 +68,6 @@ def given_name_keys(folded_given: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=65536)
-# Cached like phones: a source re-posting a record sends the same addresses again.
-@lru_cache(maxsize=65536)
 def normalise_email(raw: str) -> str:
     try:
         checked = validate_email(raw.strip(), check_deliverability=False)

@@ -41,6 +41,10 @@ class ScoredPair:
     score: Score
     exact: frozenset[str]  # kinds of the exact keys the two records share
 
+    def worth_deciding(self, floor: float) -> bool:
+        """At least the review threshold, or an exact key shared: the policy decides it."""
+        return self.score.confidence >= floor or bool(self.exact)
+
 
 def _owns(key: Key, shared: frozenset[Key], generic: Collection[Key]) -> bool:
     """Whether `key` comes first in block order among the shared keys that are not generic

@@ -30,7 +30,7 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from mdm.flow.block import Key, candidate_keys
+from mdm.flow.block import Key, candidate_keys, without_generic
 from mdm.flow.cluster import components, incoherence
 from mdm.flow.decide import Candidate, Outcome, decide, merge_conflicts
 from mdm.flow.pairs import BlockMember, ScoredPair, block_order, score_block_pairs
@@ -156,7 +156,7 @@ def _dedupe(
     changed = {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
     if engine is None:
         with _stage(report, "block"):
-            blocks, generic = _blocks(data, cap, since)
+            blocks, generic = _blocks(data, cap, changed)
             report.blocks, report.generic_blocks = len(blocks), len(generic)
             _strip_generic(data, generic)
         with _stage(report, "score"):
@@ -329,10 +329,11 @@ def _read(
 
 
 def _blocks(
-    data: _Registry, cap: int, since: datetime | None
+    data: _Registry, cap: int, changed: set[int] | None
 ) -> tuple[list[tuple[Key, list[int]]], set[Key]]:
     """Blocks worth scoring (two persons or more, at most `cap`), exact keys first, and the
-    generic keys. With `since`, only blocks holding a person changed since then."""
+    generic keys. With `changed` (persons changed since the last run), only blocks holding
+    one of them."""
     by_key: dict[Key, list[int]] = defaultdict(list)
     data.candidate_keys = [candidate_keys(f) for f in data.features]
     for i, keys in enumerate(data.candidate_keys):
@@ -347,7 +348,7 @@ def _blocks(
         if len(persons) > cap:
             generic.add(key)
             continue
-        if since is not None and all(data.updated[p] < since for p in persons):
+        if changed is not None and not persons & changed:
             continue
         kept.append((key, members))
     kept.sort(key=lambda kb: block_order(kb[0]))
@@ -355,14 +356,8 @@ def _blocks(
 
 
 def _strip_generic(data: _Registry, generic: set[Key]) -> None:
-    """An email or phone shared by a crowd says nothing about identity: not compared."""
-    emails = {v for k, v in generic if k == "email"}
-    phones = {v for k, v in generic if k == "phone"}
-    if not emails and not phones:
-        return
-    for i, f in enumerate(data.features):
-        if f.emails & emails or f.phones & phones:
-            data.features[i] = replace(f, emails=f.emails - emails, phones=f.phones - phones)
+    if generic:
+        data.features = [without_generic(f, generic) for f in data.features]
 
 
 def _score(
@@ -405,7 +400,7 @@ def keep(
     best: dict[int, Score], exact: dict[int, set[str]], n: int, pair: ScoredPair, floor: float
 ) -> None:
     """Keep a scored pair worth a decision."""
-    if pair.score.confidence >= floor or pair.exact:
+    if pair.worth_deciding(floor):
         code = pair.first * n + pair.second
         best[code] = pair.score
         if pair.exact:

@@ -22,11 +22,11 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mdm.flow.block import Key, candidate_keys
+from mdm.flow.block import Key, candidate_keys, without_generic
 from mdm.flow.pairs import BlockMember, ScoredPair, score_block_pairs
 from mdm.flow.score import FellegiSunterScorer, Score, ScoredComparison
 from mdm.model.record import MatchFeatures
@@ -68,19 +68,10 @@ def score_from_json(text: str) -> Score:
     )
 
 
-def strip_generic(f: MatchFeatures, emails: set[str], phones: set[str]) -> MatchFeatures:
-    """An email or phone shared by a crowd says nothing about identity: not compared."""
-    if f.emails & emails or f.phones & phones:
-        return replace(f, emails=f.emails - emails, phones=f.phones - phones)
-    return f
-
-
 def _block_scorer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: float) -> Any:
     """The function executors run over batches of blocks (a block: its key and its members'
     rows): scored pairs out. Many blocks per batch, so a small block costs no more than its
     pairs; a record's features are read once per batch however many blocks hold it."""
-    emails = {v for k, v in generic if k == "email"}
-    phones = {v for k, v in generic if k == "phone"}
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
@@ -101,7 +92,7 @@ def _block_scorer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: f
                         features = MatchFeatures.from_json(json.loads(row["features"]))
                         read[record] = (
                             candidate_keys(features),
-                            strip_generic(features, emails, phones),
+                            without_generic(features, generic),
                         )
                     keys, features = read[record]
                     members.append(
@@ -111,9 +102,11 @@ def _block_scorer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: f
                 for pair in score_block_pairs((kind, value), members, scorer, generic):
                     first.append(pair.first)
                     second.append(pair.second)
-                    keep.append(pair.score.confidence >= floor or bool(pair.exact))
+                    worth = pair.worth_deciding(floor)
+                    keep.append(worth)
                     exact.append(",".join(sorted(pair.exact)))
-                    scores.append(score_json(pair.score))
+                    # Only a pair the policy decides needs its comparisons back.
+                    scores.append(score_json(pair.score) if worth else "")
             # Typed columns: a batch without pairs must still give Arrow its types.
             yield pd.DataFrame(
                 {

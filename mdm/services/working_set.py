@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from mdm.flow.block import Key, blocking_keys, candidate_keys, exact_keys
+from mdm.flow.block import Key, blocking_keys, candidate_keys, exact_keys, without_generic
 from mdm.flow.decide import Candidate
 from mdm.flow.score import Score, Scorer
 from mdm.flow.survivorship import (
@@ -224,7 +224,7 @@ class WorkingSet:
                 raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
         f = record.features
         record_exact = {kind for kind, _ in exact_keys(f)}
-        scored = self._without_generic(f)
+        scored = without_generic(f, self.generic)
         shared: dict[UUID, set[str]] = defaultdict(set)
         for pid, kinds in self._blocked(f).items():
             person = self.live(pid)
@@ -243,15 +243,6 @@ class WorkingSet:
             Candidate(pid, self.score_against(scored, self.persons[pid]), tuple(exact.get(pid, ())))
             for pid in sorted(chosen)
         ]
-
-    def _without_generic(self, f: MatchFeatures) -> MatchFeatures:
-        """The record as scored: an email or phone shared by a crowd (a placeholder, a
-        switchboard) says nothing about identity, so it is not compared at all."""
-        emails = frozenset(e for e in f.emails if ("email", e) not in self.generic)
-        phones = frozenset(p for p in f.phones if ("phone", p) not in self.generic)
-        if len(emails) == len(f.emails) and len(phones) == len(f.phones):
-            return f
-        return replace(f, emails=emails, phones=phones)
 
     # -- changing --------------------------------------------------------------------------
     def new_person(self) -> PersonState:

@@ -316,9 +316,9 @@ class RegistryRepository:
                     cursor.execute(
                         _PG_LOOKUP,
                         [
-                            _json_dumps([{"kind": k, "value": v} for k, v in keys]),
+                            dumps_json([{"kind": k, "value": v} for k, v in keys]),
                             cap + 1,
-                            _json_dumps([{"source": s, "source_id": i} for s, i in pairs]),
+                            dumps_json([{"source": s, "source_id": i} for s, i in pairs]),
                         ],
                     )
                 for tag, first, second, person_id in cursor.fetchall():
@@ -451,7 +451,7 @@ class RegistryRepository:
                 for p in persons
             ]  # fmt: skip
             self._checked.append(
-                CheckedStatement(_PG_UPDATE_PERSONS, [_json_dumps(values)], len(persons))
+                CheckedStatement(_PG_UPDATE_PERSONS, [dumps_json(values)], len(persons))
             )
             return
         rows = [
@@ -506,7 +506,7 @@ class RegistryRepository:
     def move_records(self, moves: Mapping[UUID, UUID]) -> None:
         """Re-link records to another person (a merge); nothing else about them changes."""
         if self.dialect == "postgresql" and moves:
-            doc = _json_dumps([{"r": str(r), "p": str(p)} for r, p in moves.items()])
+            doc = dumps_json([{"r": str(r), "p": str(p)} for r, p in moves.items()])
             self.conn.exec_driver_sql(_PG_MOVE_RECORDS, (doc,))
             return
         self._update_records_by_id([{"id": r, "person_id": p} for r, p in moves.items()])
@@ -538,7 +538,7 @@ class RegistryRepository:
         thousands of persons at once (on PostgreSQL the mapping travels as one JSON
         parameter; a CASE over hundreds of ids costs more to build than to run)."""
         if self.dialect == "postgresql":
-            doc = _json_dumps([{"o": str(old), "n": str(new)} for old, new in merged.items()])
+            doc = dumps_json([{"o": str(old), "n": str(new)} for old, new in merged.items()])
             for column in ("person_a", "person_b"):
                 self.conn.exec_driver_sql(_PG_REPOINT_REVIEWS.format(column=column), (doc,))
             return
@@ -800,7 +800,7 @@ class RegistryRepository:
             # One JSON parameter rather than three per key: a merge of thousands of persons
             # removes tens of thousands of keys, and a long parameter list costs the driver
             # more than the delete costs the database.
-            doc = _json_dumps([{"k": k, "v": v, "p": str(p)} for k, v, p in rows])
+            doc = dumps_json([{"k": k, "v": v, "p": str(p)} for k, v, p in rows])
             self.conn.exec_driver_sql(_PG_REMOVE_KEYS, (doc,))
             return
         for chunk in _chunks(rows, _SQLITE_CHUNK):
@@ -1180,10 +1180,6 @@ class RegistryRepository:
     def count(self, table: str) -> int:
         t = {"persons": persons_t, "source_records": records_t, "review_items": reviews_t}[table]
         return int(self.conn.scalar(select(func.count()).select_from(t)) or 0)
-
-
-def _json_dumps(value: Any) -> str:
-    return dumps_json(value)
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def main() -> None:
     template, truth = seed(args.records, reuse=args.reuse_seed)
 
     if args.spark_only:
-        compare_spark(template, args.spark, None, None)
+        compare_spark(template, args.spark or "local[2]", None, None)
         return
     url = _copy(template, "mdm_bench_dedupe")
     registry = Registry.from_settings(load_settings(database_url=url))

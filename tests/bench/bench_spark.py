@@ -31,8 +31,9 @@ from mdm.services.spark_engine import SparkEngine, SparkOptions
 from tests.bench.bench_ingest import _children
 
 
-def features(records: int, seed: int) -> Iterator[tuple[int, int, str, str, dict[str, Any], bool]]:
-    registry = Registry.from_settings(load_settings(database_url="sqlite://"))
+def features(
+    registry: Registry, records: int, seed: int
+) -> Iterator[tuple[int, int, str, str, dict[str, Any], bool]]:
     n = 0
     for g in generate(records, seed=seed):
         try:
@@ -105,14 +106,14 @@ def main() -> None:
               "spark.executor.memory": args.executor_memory},
         shuffle_partitions=64,
     )  # fmt: skip
+    registry = Registry.from_settings(load_settings(database_url="sqlite://"))
     memory = PeakMemory()
     engine = SparkEngine(options)
     try:
         started = time.perf_counter()
-        records = engine.export(features(args.records, seed=42))
+        records = engine.export(features(registry, args.records, seed=42))
         print(f"set-up: {args.records:,} records' features in Parquet in "
               f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-        registry = Registry.from_settings(load_settings(database_url="sqlite://"))
         scorer, cap = registry.scorer, registry.settings.max_block_size
         floor = registry.thresholds.review
 
