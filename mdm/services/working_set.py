@@ -25,7 +25,7 @@ from mdm.flow.survivorship import (
     RecordView,
     build_golden,
 )
-from mdm.model.errors import FieldIssue, InvalidRecord
+from mdm.model.errors import ConcurrentUpdate, FieldIssue, InvalidRecord
 from mdm.model.ids import new_id
 from mdm.model.person import (
     MERGED_NOTE,
@@ -107,6 +107,9 @@ class WorkingSet:
         self.index: dict[Key, set[UUID]] = defaultdict(set)
         self.generic: set[Key] = set()
         self._golden_before: dict[UUID, dict[str, Any]] = {}
+        # Persons and records loaded as candidates, without golden record and attributes.
+        self._partial: set[UUID] = set()
+        self._partial_records: set[UUID] = set()
         self._new_persons: dict[UUID, PersonState] = {}
         self._touched: set[UUID] = set()
         self._new_records: dict[UUID, LinkedRecord] = {}
@@ -158,12 +161,40 @@ class WorkingSet:
         for r in records:
             person_ids.update(self._blocked(r.features))
         person_ids.update(r.incoming.person_id for r in records if r.incoming.person_id)
-        self.persons = self.repo.load_persons(person_ids)
+        # Most candidates are only scored: what they hold besides match features is read
+        # for the few a record changes (`_hydrate`), not for every one of them.
+        self.persons = self.repo.load_persons(person_ids, candidates=True)
+        self._partial = set(self.persons)
         for person in self.persons.values():
             for linked in person.records:
                 self.records[(linked.source, linked.source_id)] = linked
-        for person in self.persons.values():
-            self._golden_before[person.id] = person.golden
+                self._partial_records.add(linked.id)
+
+    def _hydrate(self, persons: Sequence[PersonState]) -> None:
+        """Complete persons loaded as candidates before they change: their golden record
+        (the events compare against it), stewards' choices, own key, and the attributes of
+        their records (the golden record is built from them). A person changed by another
+        writer since it was loaded makes the unit of work start again."""
+        partial = [p for p in persons if p.id in self._partial]
+        if not partial:
+            return
+        record_ids = [r.id for p in partial for r in p.records if r.id in self._partial_records]
+        full, attributes = self.repo.hydrate([p.id for p in partial], record_ids)
+        for person in partial:
+            loaded = full.get(person.id)
+            if loaded is None or loaded.version != person.version:
+                raise ConcurrentUpdate("a person changed while it was loaded")
+            person.golden = loaded.golden
+            person.choices, person.raised = loaded.choices, loaded.raised
+            self._golden_before[person.id] = loaded.golden
+            self._partial.discard(person.id)
+        for person in partial:
+            for record in person.records:
+                if record.id in self._partial_records:
+                    if record.id not in attributes:
+                        raise ConcurrentUpdate("a record changed while it was loaded")
+                    record.attributes = attributes[record.id]
+                    self._partial_records.discard(record.id)
 
     def load_persons(self, ids: Sequence[UUID]) -> None:
         """Load named persons (and those they were merged into) with their records: what a
@@ -269,6 +300,7 @@ class WorkingSet:
         self._touch(person, before)
 
     def replace_record(self, person: PersonState, record: LinkedRecord) -> None:
+        self._partial_records.discard(record.id)
         before = self._keys_of(person)
         person.records = [record if r.id == record.id else r for r in person.records]
         self.records[(record.source, record.source_id)] = record
@@ -290,6 +322,7 @@ class WorkingSet:
         """`other` becomes one with `survivor`: its records move, its id redirects to the
         survivor for good, its open review items follow it, and the golden record is rebuilt
         from all the records at the flush."""
+        self._hydrate([survivor, other])
         before_survivor, before_other = self._keys_of(survivor), self._keys_of(other)
         moved = other.records
         for record in moved:
@@ -462,6 +495,7 @@ class WorkingSet:
     # -- writing ---------------------------------------------------------------------------
     def flush(self, *, actor: str, correlation_id: str | None) -> None:
         """Recompute the golden records of touched persons and write every change."""
+        self._hydrate([self.persons[pid] for pid in sorted(self._touched)])
         updated: list[PersonState] = []
         for pid in sorted(self._touched):
             person = self.persons[pid]
@@ -545,6 +579,7 @@ class WorkingSet:
 
     def choose(self, person: PersonState, field: str, choice: Choice) -> None:
         """A steward's choice of a field's value; the golden record follows at the flush."""
+        self._hydrate([person])
         person.choices = {**person.choices, field: choice.as_json()}
         self._stewardship_changed.add(person.id)
         self._touch(person, self._keys_of(person))

@@ -74,6 +74,11 @@ not_a_match_t = cast(Table, NotAMatchRow.__table__)
 erasures_t = cast(Table, ErasureRow.__table__)
 
 _RECORD_COLUMNS = [c for c in records_t.c if c.name not in ("raw", "explanation")]
+# What deciding a record needs of its candidates: no golden record, no attributes.
+_CANDIDATE_PERSON_COLUMNS = [
+    persons_t.c[n] for n in ("id", "status", "version", "created_at", "updated_at", "merged_into")
+]
+_CANDIDATE_RECORD_COLUMNS = [c for c in _RECORD_COLUMNS if c.name != "attributes"]
 _LOAD_PERSONS = select(
     persons_t.c.id,
     persons_t.c.status,
@@ -95,6 +100,28 @@ _PG_LOAD_RECORDS = pgsql.SQL(
 _LOAD_RECORDS = select(*_RECORD_COLUMNS).where(
     records_t.c.person_id.in_(bindparam("ids", expanding=True))
 )
+_LOAD_CANDIDATE_PERSONS = select(*_CANDIDATE_PERSON_COLUMNS).where(
+    persons_t.c.id.in_(bindparam("ids", expanding=True))
+)
+_LOAD_CANDIDATE_RECORDS = select(*_CANDIDATE_RECORD_COLUMNS).where(
+    records_t.c.person_id.in_(bindparam("ids", expanding=True))
+)
+_LOAD_ATTRIBUTES = select(records_t.c.id, records_t.c.attributes).where(
+    records_t.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _pg_select(columns: Sequence[Any], table: str, where: str) -> pgsql.Composed:
+    return pgsql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::uuid[])").format(
+        pgsql.SQL(", ").join(pgsql.Identifier(c.name) for c in columns),
+        pgsql.Identifier(table),
+        pgsql.Identifier(where),
+    )
+
+
+_PG_LOAD_CANDIDATE_PERSONS = _pg_select(_CANDIDATE_PERSON_COLUMNS, "persons", "id")
+_PG_LOAD_CANDIDATE_RECORDS = _pg_select(_CANDIDATE_RECORD_COLUMNS, "source_records", "person_id")
+_PG_LOAD_ATTRIBUTES = "SELECT id, attributes FROM source_records WHERE id = ANY(%s::uuid[])"
 # Known records and key hits together; LIMIT per key so a generic value costs cap + 1 rows.
 # The keys travel as one JSON document: cheaper to send than two text arrays.
 _PG_LOOKUP = (
@@ -155,7 +182,7 @@ def _record_from(m: Mapping[str, Any], *, full: bool = False) -> LinkedRecord:
         source=m["source"],
         source_id=m["source_id"],
         person_id=m["person_id"],
-        attributes=m["attributes"],
+        attributes=m.get("attributes") or {},
         features=MatchFeatures.from_json(m["features"]),
         source_updated_at=_utc(m["source_updated_at"]),
         received_at=m["received_at"].astimezone(UTC),
@@ -178,7 +205,7 @@ def _person_from(m: Mapping[str, Any]) -> PersonState:
         version=m["version"],
         created_at=m["created_at"].astimezone(UTC),
         updated_at=m["updated_at"].astimezone(UTC),
-        golden=m["golden"],
+        golden=m.get("golden") or {},
         lineage=m.get("lineage") or {},
         records=[],
         merged_into=m["merged_into"],
@@ -227,7 +254,8 @@ class RegistryRepository:
     # -- sealed documents --------------------------------------------------------------------
     def _person(self, m: dict[str, Any]) -> PersonState:
         open_ = self.sealer.open
-        m["golden"] = open_("attributes", m["golden"])
+        if "golden" in m:
+            m["golden"] = open_("attributes", m["golden"])
         if m.get("lineage"):
             m["lineage"] = open_("lineage", m["lineage"])
         if m.get("stewardship"):
@@ -237,7 +265,8 @@ class RegistryRepository:
         return _person_from(m)
 
     def _record(self, m: dict[str, Any], *, full: bool = False) -> LinkedRecord:
-        m["attributes"] = self.sealer.open("attributes", m["attributes"])
+        if "attributes" in m:
+            m["attributes"] = self.sealer.open("attributes", m["attributes"])
         if full:
             m["raw"] = self.sealer.open("raw", m["raw"])
         return _record_from(m, full=full)
@@ -346,16 +375,20 @@ class RegistryRepository:
         generic = {k for k, v in hits.items() if len(v) > cap}
         return known, {k: v for k, v in hits.items() if len(v) <= cap}, generic
 
-    def load_persons(self, ids: Iterable[UUID]) -> dict[UUID, PersonState]:
+    def load_persons(
+        self, ids: Iterable[UUID], *, candidates: bool = False
+    ) -> dict[UUID, PersonState]:
         """Persons with their records, for matching and recomputing their golden records.
 
         A merged id also loads the person it points to. Lineage is not loaded: it is
-        recomputed for every person a unit of work touches.
+        recomputed for every person a unit of work touches. With `candidates`, only what
+        deciding a record needs: no golden records, stewards' choices or record attributes
+        (the bulk of each row); `hydrate` loads them for the persons a unit changes.
         """
         wanted = set(ids)
         persons: dict[UUID, PersonState] = {}
         while wanted:
-            person_rows, record_rows = self._person_rows(sorted(wanted))
+            person_rows, record_rows = self._person_rows(sorted(wanted), candidates)
             for m in person_rows:
                 persons[m["id"]] = self._person(m)
             for m in record_rows:
@@ -372,7 +405,9 @@ class RegistryRepository:
             raise ConcurrentUpdate("a person was merged while it was read")
         return persons
 
-    def _person_rows(self, ids: list[UUID]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _person_rows(
+        self, ids: list[UUID], candidates: bool = False
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if self.dialect == "postgresql":
             conn = driver_connection(self.conn)
             with (
@@ -380,19 +415,59 @@ class RegistryRepository:
                 conn.cursor(row_factory=dict_row) as records,
             ):
                 with conn.pipeline():
-                    persons.execute(_PG_LOAD_PERSONS, [ids])
-                    records.execute(_PG_LOAD_RECORDS, [ids])
+                    if candidates:
+                        persons.execute(_PG_LOAD_CANDIDATE_PERSONS, [ids])
+                        records.execute(_PG_LOAD_CANDIDATE_RECORDS, [ids])
+                    else:
+                        persons.execute(_PG_LOAD_PERSONS, [ids])
+                        records.execute(_PG_LOAD_RECORDS, [ids])
                 return persons.fetchall(), records.fetchall()
+        load_persons, load_records = (
+            (_LOAD_CANDIDATE_PERSONS, _LOAD_CANDIDATE_RECORDS)
+            if candidates
+            else (_LOAD_PERSONS, _LOAD_RECORDS)
+        )
         person_rows: list[dict[str, Any]] = []
         record_rows: list[dict[str, Any]] = []
         for chunk in _chunks(ids, _SQLITE_CHUNK):
             person_rows.extend(
-                dict(r._mapping) for r in self.conn.execute(_LOAD_PERSONS, {"ids": chunk})
+                dict(r._mapping) for r in self.conn.execute(load_persons, {"ids": chunk})
             )
             record_rows.extend(
-                dict(r._mapping) for r in self.conn.execute(_LOAD_RECORDS, {"ids": chunk})
+                dict(r._mapping) for r in self.conn.execute(load_records, {"ids": chunk})
             )
         return person_rows, record_rows
+
+    def hydrate(
+        self, person_ids: Sequence[UUID], record_ids: Sequence[UUID]
+    ) -> tuple[dict[UUID, PersonState], dict[UUID, dict[str, Any]]]:
+        """What a candidate load left out, for persons a unit of work is about to change:
+        the persons' full rows (without records) and the records' attributes."""
+        if self.dialect == "postgresql":
+            conn = driver_connection(self.conn)
+            with (
+                conn.cursor(row_factory=dict_row) as persons,
+                conn.cursor(row_factory=dict_row) as records,
+            ):
+                with conn.pipeline():
+                    persons.execute(_PG_LOAD_PERSONS, [list(person_ids)])
+                    records.execute(_PG_LOAD_ATTRIBUTES, [list(record_ids)])
+                person_rows, record_rows = persons.fetchall(), records.fetchall()
+        else:
+            person_rows, record_rows = [], []
+            for chunk in _chunks(list(person_ids), _SQLITE_CHUNK):
+                person_rows.extend(
+                    dict(r._mapping) for r in self.conn.execute(_LOAD_PERSONS, {"ids": chunk})
+                )
+            for chunk in _chunks(list(record_ids), _SQLITE_CHUNK):
+                record_rows.extend(
+                    dict(r._mapping) for r in self.conn.execute(_LOAD_ATTRIBUTES, {"ids": chunk})
+                )
+        open_ = self.sealer.open
+        return (
+            {m["id"]: self._person(m) for m in person_rows},
+            {m["id"]: open_("attributes", m["attributes"]) for m in record_rows},
+        )
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager

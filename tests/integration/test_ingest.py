@@ -339,3 +339,50 @@ def test_a_stale_person_version_is_refused(registry: Registry) -> None:
         with pytest.raises(ConcurrentUpdate), uow.registry.pipelined():
             uow.registry.update_persons([person])
     assert get_person(registry, first.person_id).version == 1
+
+
+def test_a_candidate_changed_before_the_write_makes_the_unit_start_again(
+    pg_registry: Registry,
+) -> None:
+    """Candidates are loaded without their golden record and attributes, which are read
+    only for the persons a record changes. A person another writer changed in between
+    must not be written from the older load: the unit of work starts again, and the
+    person ends with every record."""
+    from mdm.model.errors import ConcurrentUpdate
+    from mdm.model.record import IncomingRecord
+    from mdm.services.ingest import _resolve
+    from mdm.services.sources import prepare
+
+    name = {"given_name": "Perpetua", "family_name": "Halvorsen", "birth_date": "1979-03-02"}
+    first = ingest_one(
+        pg_registry,
+        IncomingRecord("hris", "h-1", {**name, "email": "p.h@example.org", "phone": "+4790012345",
+                                       "national_id": "123-45-6789", "department": "Finance"}),
+        actor="t",
+    )  # fmt: skip
+    by_email = prepare(
+        pg_registry, IncomingRecord("ats", "a-1", {**name, "email": "p.h@example.org"})
+    )
+    # Linked by phone, name and birth date: another exact key, so not serialised with it.
+    by_phone = IncomingRecord(
+        "crm", "c-1", {**name, "email": "perp@mail.example", "phone": "+4790012345"}
+    )
+    with pg_registry.database.uow() as uow:
+        ws = pg_registry.working_set(uow.registry, pg_registry.scorer)
+        ws.load([by_email])
+        other = ingest_one(pg_registry, by_phone, actor="other writer")
+        assert (other.decision, other.person_id) == ("linked", first.person_id)
+        _resolve(pg_registry, ws, by_email, "t", None)
+        with pytest.raises(ConcurrentUpdate):
+            ws.flush(actor="t", correlation_id=None)
+
+    again = ingest_one(pg_registry, by_email.incoming, actor="t")
+    assert (again.decision, again.person_id) == ("linked", first.person_id)
+    person = get_person(pg_registry, first.person_id)
+    assert sorted((r.source, r.source_id) for r in person.records) == [
+        ("ats", "a-1"), ("crm", "c-1"), ("hris", "h-1")
+    ]  # fmt: skip
+    # The golden record was built from every record's attributes, the loaded ones included.
+    assert person.attributes["national_id"] == "123456789"
+    assert person.attributes["department"] == "Finance"
+    assert sorted(person.attributes["emails"]) == ["p.h@example.org", "perp@mail.example"]
