@@ -82,6 +82,20 @@ def _lock_name(key: Key) -> str:
 DEFAULT_KINDS: Mapping[str, str] = {"crm": "crm", "ats": "ats", "hris": "hris"}
 
 
+def _choose(
+    shared: Mapping[UUID, set[str]], f: MatchFeatures
+) -> tuple[set[UUID], dict[UUID, list[str]]]:
+    """The persons a record is scored against, out of those sharing keys with it (and the
+    kinds of key each shares): every one sharing an exact key, then the ones sharing most
+    kinds of key, up to MAX_CANDIDATES. Also, for each exact match, its exact kinds."""
+    record_exact = {kind for kind, _ in exact_keys(f)}
+    exact = {
+        pid: sorted(kinds & record_exact) for pid, kinds in shared.items() if kinds & record_exact
+    }
+    ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), pid))
+    return set(exact) | set(ranked[:MAX_CANDIDATES]), exact
+
+
 class WorkingSet:
     def __init__(
         self,
@@ -159,7 +173,9 @@ class WorkingSet:
             self.index[key].update(ids)
         person_ids = set(known.values())
         for r in records:
-            person_ids.update(self._blocked(r.features))
+            # Only those a record would score: a name block near the cap holds dozens.
+            chosen, _ = _choose(self._blocked(r.features), r.features)
+            person_ids |= chosen
         person_ids.update(r.incoming.person_id for r in records if r.incoming.person_id)
         # Most candidates are only scored: what they hold besides match features is read
         # for the few a record changes (`_hydrate`), not for every one of them.
@@ -254,22 +270,16 @@ class WorkingSet:
             if hinted is None:
                 raise InvalidRecord([FieldIssue("person_id", "no live person has this id")])
         f = record.features
-        record_exact = {kind for kind, _ in exact_keys(f)}
         scored = without_generic(f, self.generic)
         shared: dict[UUID, set[str]] = defaultdict(set)
         for pid, kinds in self._blocked(f).items():
             person = self.live(pid)
             if person is not None:
                 shared[person.id] |= kinds
-        exact: dict[UUID, list[str]] = {
-            pid: sorted(kinds & record_exact)
-            for pid, kinds in shared.items()
-            if kinds & record_exact
-        }
+        chosen, exact = _choose(shared, f)
         if hinted is not None:
             exact[hinted.id] = ["person_id", *exact.get(hinted.id, [])]
-        ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), pid))
-        chosen = set(exact) | set(ranked[:MAX_CANDIDATES])
+            chosen.add(hinted.id)
         return [
             Candidate(pid, self.score_against(scored, self.persons[pid]), tuple(exact.get(pid, ())))
             for pid in sorted(chosen)
