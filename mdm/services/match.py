@@ -42,7 +42,9 @@ def match_record(registry: Registry, record: IncomingRecord, *, limit: int = 10)
     scorer = registry.scorer  # read before the unit of work: it may load the model
 
     def read() -> tuple[LinkedRecord | None, list[Candidate]]:
-        with registry.database.uow() as uow:
+        # Read only: a merge committed between the look-up and the load is detected by the
+        # load (services/retry.py reads again), not prevented by a transaction.
+        with registry.database.uow(read_only=True) as uow:
             ws = registry.working_set(uow.registry, scorer)
             ws.load([normalised], lock=False)
             return ws.records.get((record.source, record.source_id)), ws.candidates(normalised)

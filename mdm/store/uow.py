@@ -22,17 +22,26 @@ class UnitOfWork:
     session's bookkeeping costs measurable CPU on every request.
     """
 
-    def __init__(self, engine: Engine, sealer: Sealer) -> None:
+    def __init__(self, engine: Engine, sealer: Sealer, *, read_only: bool = False) -> None:
         self._engine = engine
         self._sealer = sealer
+        self._read_only = read_only
         self._conn: Connection | None = None
         self._transaction: RootTransaction | None = None
 
     def __enter__(self) -> UnitOfWork:
         self._conn = self._engine.connect()
-        # Begun explicitly: the repository also talks to the driver directly, and the
-        # transaction must be SQLAlchemy's to commit.
-        self._transaction = self._conn.begin()
+        if self._read_only and self._engine.dialect.name == "postgresql":
+            # Reads that need no common snapshot (each statement of READ COMMITTED has its
+            # own anyway) go without a transaction: no BEGIN, no ROLLBACK round trip. On
+            # SQLite every unit keeps its transaction: there the driver, not the server,
+            # pays for it.
+            self._conn = self._conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._transaction = None
+        else:
+            # Begun explicitly: the repository also talks to the driver directly, and the
+            # transaction must be SQLAlchemy's to commit.
+            self._transaction = self._conn.begin()
         self.registry = RegistryRepository(self._conn, self._sealer)
         self.rejections = RejectionRepository(self._conn, self._sealer)
         self.webhooks = WebhookRepository(self._conn, self._sealer)
@@ -56,7 +65,7 @@ class UnitOfWork:
             self._conn = self._transaction = None
 
     def commit(self) -> None:
-        assert self._transaction is not None
+        assert self._transaction is not None, "a read-only unit of work has nothing to commit"
         self._transaction.commit()
 
 
@@ -67,8 +76,9 @@ class Database:
         self.engine = engine
         self.sealer = sealer
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.sealer)
+    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+        """A unit of work; `read_only` for reads that need no transaction (PostgreSQL)."""
+        return UnitOfWork(self.engine, self.sealer, read_only=read_only)
 
     @property
     def dialect(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mdm.model.errors import BatchTooLarge, InvalidRecord
 from mdm.services.context import Registry
@@ -208,6 +208,20 @@ def test_match_writes_nothing(registry: Registry) -> None:
     assert result.candidates[0].explanation["exact_keys"] == ["email"]
     after = [count(registry, t) for t in (PersonRow, SourceRecordRow, AuditEventRow, OutboxRow)]
     assert before == after
+
+
+def test_a_read_only_unit_holds_no_transaction_on_postgresql(pg_registry: Registry) -> None:
+    # What a match reads goes statement by statement, each its own transaction: nothing
+    # is left open to roll back, and there is nothing to commit.
+    assigned = text("SELECT pg_current_xact_id_if_assigned()")
+    with pg_registry.database.uow(read_only=True) as uow:
+        uow.registry.conn.execute(text("SELECT pg_current_xact_id()"))
+        assert uow.registry.conn.scalar(assigned) is None
+        with pytest.raises(AssertionError):
+            uow.commit()
+    with pg_registry.database.uow() as uow:
+        uow.registry.conn.execute(text("SELECT pg_current_xact_id()"))
+        assert uow.registry.conn.scalar(assigned) is not None
 
 
 def test_generic_values_bring_no_candidates(registry: Registry) -> None:
