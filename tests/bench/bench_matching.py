@@ -16,7 +16,7 @@ import gc
 import statistics
 import time
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from fixtures.generator import generate
 from mdm.config import Settings
@@ -26,7 +26,7 @@ from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
 from mdm.services.match import match_record
 from mdm.store.tables import PersonRow
-from tests.bench.bench_ingest import _percentile, _url_for
+from tests.bench.bench_ingest import _percentile, _url_for, prewarm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,24 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prewarm",
         action="store_true",
-        help="first read the registry's tables and indexes into the OS page cache (pg_prewarm)",
+        help="first read the registry's tables and indexes into memory (pg_prewarm)",
     )
     args = parser.parse_args(argv)
     registry = Registry.from_settings(Settings(database_url=_url_for(args.database)))
     with registry.database.engine.connect() as conn:
         persons = int(conn.scalar(select(func.count()).select_from(PersonRow)) or 0)
         if args.prewarm:
-            # Set-up, not measured: the steady state of a server whose registry fits in
-            # memory, rather than the first touch of each page after a bulk load.
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-            conn.execute(
-                text(
-                    "SELECT pg_prewarm(c.oid::regclass, 'read') FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')"
-                )
-            )
-            conn.commit()
+            prewarm(conn)
     records = [
         IncomingRecord(g.source, g.source_id, g.data, parse_timestamp(g.updated_at))
         for g in generate(args.records, seed=args.seed)
