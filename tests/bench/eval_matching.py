@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from itertools import combinations, islice
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from fixtures.generator import generate
 from mdm.config import Settings
@@ -101,12 +101,18 @@ def run(records: int, seed: int, scorer: Scorer | None, name: str = "mdm_eval") 
         linked = conn.execute(
             select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
         ).all()
-        # The queue a steward faces: items a later merge answered are closed.
+        # The match queue a steward faces: items a later merge answered are closed. Conflict
+        # items (a sensitive golden value changed) ask about one person, not a pair.
         reviews = conn.execute(
             select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
-                ReviewItemRow.status == "open"
+                ReviewItemRow.status == "open", ReviewItemRow.kind == "match"
             )
         ).all()
+        conflicts = conn.scalar(
+            select(func.count()).where(
+                ReviewItemRow.status == "open", ReviewItemRow.kind == "conflict"
+            )
+        )
 
     by_person: dict[str, list[str]] = defaultdict(list)
     truth_of_person: dict[str, set[str]] = defaultdict(set)
@@ -133,7 +139,7 @@ def run(records: int, seed: int, scorer: Scorer | None, name: str = "mdm_eval") 
           f"(predicted {len(predicted):,}, true {len(actual):,})")  # fmt: skip
     share = true_reviews / len(reviews) if reviews else 0.0
     print(f"  review items {len(reviews):,} ({len(reviews) / len(linked):.1%} of records), "
-          f"{share:.1%} true matches")  # fmt: skip
+          f"{share:.1%} true matches; conflict items {conflicts:,}")  # fmt: skip
     print(f"  largest person {max(sizes)} records", flush=True)
     check_with_evaluate(registry, records, truth, predicted | actual, by_person, reviews)
     return registry
