@@ -92,6 +92,8 @@ def _choose(
     exact = {
         pid: sorted(kinds & record_exact) for pid, kinds in shared.items() if kinds & record_exact
     }
+    if len(shared) <= MAX_CANDIDATES:  # the usual case: no ranking to do
+        return set(shared), exact
     ranked = sorted(shared, key=lambda pid: (-len(shared[pid]), pid))
     return set(exact) | set(ranked[:MAX_CANDIDATES]), exact
 
