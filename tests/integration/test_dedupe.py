@@ -4,6 +4,7 @@ point ends, once run again, where an uninterrupted run ends."""
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 from collections import defaultdict
@@ -65,6 +66,24 @@ def test_dedupe_merges_duplicates_precisely_and_once(registry: Registry) -> None
     again = dedupe(registry)
     assert (again.merges, again.review_items) == (0, 0)
     assert again.skipped_open_reviews == report.review_items
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(registry: Registry) -> None:
+    # The run pauses the collector and freezes its picture of the registry; a process that
+    # goes on afterwards (a test run, a scheduler) must get its collector back as it was.
+    records, _ = _generated(registry, 200)
+    load_unmatched(registry, records, actor="legacy")
+    thresholds = gc.get_threshold()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    report = dedupe(registry)
+    assert report.merges > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
+    gc.disable()
+    try:
+        dedupe(registry, dry_run=True)
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
 
 
 def test_a_dry_run_writes_nothing(registry: Registry) -> None:
