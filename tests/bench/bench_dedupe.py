@@ -78,6 +78,11 @@ def seed(
             batch = []
     if batch:
         load_unmatched(registry, batch, actor="seed")
+    # Vacuumed and analysed as autovacuum would leave a registry loaded long before the
+    # nightly run: the planner's estimates and the visibility map of a bulk load are empty.
+    autocommit = registry.database.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as conn:
+        conn.execute(text("VACUUM (ANALYZE)"))
     registry.close()
     print(f"set-up: {len(truth):,} records (one person each) in "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
