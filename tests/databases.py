@@ -32,5 +32,10 @@ def fresh_database(base_url: str, name: str, *, migrate: bool = True) -> str:
 
 
 def copy_database(base_url: str, template: str, name: str) -> str:
-    """`name` as a copy of the database `template` (set-up for a measured run); its URL."""
-    return _recreate(base_url, name, template)
+    """`name` as a copy of the database `template` (set-up for a measured run), brought to
+    the latest schema should the template be older; its URL."""
+    target = _recreate(base_url, name, template)
+    engine = make_engine(target, pool_size=1)
+    upgrade(engine)
+    engine.dispose()
+    return target

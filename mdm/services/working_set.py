@@ -582,9 +582,12 @@ class WorkingSet:
         if self._merged:
             self.repo.repoint_reviews(self._merged, actor=actor, at=self.now)
             self.repo.carry_not_a_match(self._merged, actor=actor, at=self.now)
-        for pid in sorted(self._stewardship_changed):
-            state = self.persons[pid]
-            self.repo.set_stewardship(pid, state.choices, state.raised)
+        self.repo.set_stewardship_of(
+            {
+                pid: (self.persons[pid].choices, self.persons[pid].raised)
+                for pid in self._stewardship_changed
+            }
+        )
         # Last: appending to the audit chain takes the chain's lock until commit, which
         # every other writer waits for; everything else is written by then.
         self.repo.insert_audit(self.audit)

@@ -139,10 +139,29 @@ _PG_MOVE_RECORDS = (
     "UPDATE source_records AS r SET person_id = q.p "
     "FROM json_to_recordset(%s::json) AS q(r uuid, p uuid) WHERE r.id = q.r"
 )
+# The open items of each merged-away person, found through the (person, status) index one
+# person at a time (LATERAL ... OFFSET 0): joined as sets, a planner whose statistics
+# predate a run's thousands of new items took the status index and read every open item
+# for each unit of work.
 _PG_REPOINT_REVIEWS = (
-    "UPDATE review_items AS r SET {column} = q.n "
-    "FROM json_to_recordset(%s::json) AS q(o uuid, n uuid) "
-    "WHERE r.{column} = q.o AND r.status = 'open'"
+    "UPDATE review_items AS r SET {column} = m.n "
+    "FROM (SELECT i.id, q.n FROM json_to_recordset(%s::json) AS q(o uuid, n uuid) "
+    "CROSS JOIN LATERAL (SELECT id FROM review_items "
+    "WHERE {column} = q.o AND status = 'open' OFFSET 0) AS i) AS m "
+    "WHERE r.id = m.id"
+)
+# Match items whose two persons became one, closed as merged.
+_PG_CLOSE_MERGED_REVIEWS = (
+    "UPDATE review_items AS r SET status = 'merged', decision = 'auto_merge', "
+    "resolved_at = %s, resolved_by = %s, note = %s "
+    "FROM (SELECT i.id FROM unnest(%s::uuid[]) AS s(p) "
+    "CROSS JOIN LATERAL (SELECT id FROM review_items WHERE person_a = s.p "
+    "AND status = 'open' AND person_b = s.p AND kind = 'match' OFFSET 0) AS i) AS m "
+    "WHERE r.id = m.id"
+)
+_PG_SET_STEWARDSHIP = (
+    "UPDATE persons AS p SET stewardship = q.s "
+    "FROM json_to_recordset(%s::json) AS q(id uuid, s json) WHERE p.id = q.id"
 )
 _PG_REMOVE_KEYS = (
     "DELETE FROM person_keys AS k USING json_to_recordset(%s::json) AS q(k text, v text, p uuid) "
@@ -591,6 +610,10 @@ class RegistryRepository:
         whose two persons became one is closed as merged (a conflict item names one person
         on both sides, and stays open)."""
         self._repoint(merged)
+        if self.dialect == "postgresql":
+            survivors = sorted({str(p) for p in merged.values()})
+            self.conn.exec_driver_sql(_PG_CLOSE_MERGED_REVIEWS, (at, actor, MERGED_NOTE, survivors))
+            return
         self.conn.execute(
             update(reviews_t)
             .where(
@@ -640,14 +663,27 @@ class RegistryRepository:
         found = self.sealer.open("stewardship", found)
         return dict((found or {}).get("choices") or {})
 
-    def set_stewardship(
-        self, person_id: UUID, choices: Mapping[str, Any], raised: Iterable[str]
+    def set_stewardship_of(
+        self, states: Mapping[UUID, tuple[Mapping[str, Any], Iterable[str]]]
     ) -> None:
-        state = self.sealer.seal(
-            "stewardship", {"choices": dict(choices), "raised": sorted(raised)}
-        )
+        """Stewards' choices and raised conflicts of many persons, in one statement: a
+        nightly run raises conflicts on thousands of the persons it merges."""
+        if not states:
+            return
+        seal = self.sealer.seal
+        rows = [
+            {"id": pid, "s": seal("stewardship", {"choices": dict(c), "raised": sorted(r)})}
+            for pid, (c, r) in sorted(states.items())
+        ]
+        if self.dialect == "postgresql":
+            doc = dumps_json([{"id": str(row["id"]), "s": row["s"]} for row in rows])
+            self.conn.exec_driver_sql(_PG_SET_STEWARDSHIP, (doc,))
+            return
         self.conn.execute(
-            update(persons_t).where(persons_t.c.id == person_id).values(stewardship=state)
+            update(persons_t)
+            .where(persons_t.c.id == bindparam("b_id"))
+            .values(stewardship=bindparam("b_s")),
+            [{"b_id": row["id"], "b_s": row["s"]} for row in rows],
         )
 
     def marked_distinct(self, a: UUID, b: UUID) -> bool:

@@ -164,8 +164,9 @@ class ReviewItemRow(Base):
     __table_args__ = (
         Index("ix_review_items_status_created_at", "status", "created_at", "id"),
         Index("ix_review_items_status_score", "status", "score", "id"),
-        Index("ix_review_items_person_a", "person_a"),
-        Index("ix_review_items_person_b", "person_b"),
+        # With the status: a merge finds a person's open items without reading the others.
+        Index("ix_review_items_person_a_status", "person_a", "status"),
+        Index("ix_review_items_person_b_status", "person_b", "status"),
     )
 
 
