@@ -89,7 +89,7 @@ def seed(
     return make_url(url).database or "", truth
 
 
-def concurrent_ingest(template: str, records: int = 1800, nice: int = 10) -> None:
+def concurrent_ingest(template: str, records: int = 1800, nice: int = 10, chunk: int = 20) -> None:
     """One client ingesting records one at a time, idle and while a dedupe (its own
     process) is in its write stage: p50/p99, and every record stored."""
     url = _copy(template, "mdm_bench_dedupe")
@@ -114,7 +114,8 @@ def concurrent_ingest(template: str, records: int = 1800, nice: int = 10) -> Non
     idle = timed(live[:600])
     env = {**os.environ, "MDM_DATABASE_URL": url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm.cli", "dedupe", "--nice", str(nice)], env=env, text=True,
+        [sys.executable, "-m", "mdm.cli", "dedupe", "--nice", str(nice), "--chunk", str(chunk)],
+        env=env, text=True,
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stderr is not None
@@ -155,6 +156,7 @@ def main() -> None:
         "--no-concurrent", action="store_true", help="Skip the ingest latency measurement"
     )
     parser.add_argument("--nice", type=int, default=10, help="`mdm dedupe --nice` while ingesting")
+    parser.add_argument("--chunk", type=int, default=20, help="`mdm dedupe --chunk`")
     parser.add_argument(
         "--spark", default=None, metavar="MASTER",
         help="Also run the Spark engine on this master (local[2]) and compare its decisions",
@@ -172,7 +174,7 @@ def main() -> None:
     registry = Registry.from_settings(load_settings(database_url=url))
     started = time.perf_counter()
     decided: dict[tuple[UUID, UUID], str] = {}
-    report = dedupe(registry, decisions=decided)
+    report = dedupe(registry, decisions=decided, chunk=args.chunk)
     took = time.perf_counter() - started
     expected = partition(registry)
     registry.close()
@@ -194,10 +196,10 @@ def main() -> None:
     same = 0
     for n in range(args.kills):
         url = _copy(template, "mdm_bench_dedupe")
-        points = max(report.clusters // 100, 2)
-        killed = dedupe_killed(url, rnd.randrange(1, points))
+        points = max(report.clusters // args.chunk, 2)  # progress lines of the merges
+        killed = dedupe_killed(url, rnd.randrange(1, points), "--chunk", str(args.chunk))
         registry = Registry.from_settings(load_settings(database_url=url))
-        dedupe(registry)
+        dedupe(registry, chunk=args.chunk)
         equal = partition(registry) == expected
         same += equal
         registry.close()
@@ -205,7 +207,7 @@ def main() -> None:
     if args.kills:
         print(f"killed and rerun: {same} of {args.kills} end in the uninterrupted partition")
     if not args.no_concurrent:
-        concurrent_ingest(template, nice=args.nice)
+        concurrent_ingest(template, nice=args.nice, chunk=args.chunk)
     if args.spark:
         compare_spark(template, args.spark, expected, decided)
 
