@@ -157,10 +157,13 @@ def _collector_for_batch() -> Iterator[None]:
 
 
 def _collect_for_writes() -> None:
-    """Start the write stage's collections afresh: what is alive now stays alive."""
+    """Start the write stage's collections afresh: what is alive now stays alive. A process
+    that froze objects of its own keeps them frozen, and the run freezes nothing (it could
+    not unfreeze only its own); rare full collections then still walk the picture."""
     if not gc.isenabled():  # paused by _collector_for_batch
         gc.collect()
-        gc.freeze()
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, 1000)
         gc.enable()
