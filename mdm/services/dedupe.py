@@ -164,6 +164,8 @@ def _collect_for_writes() -> None:
         gc.collect()
         if gc.get_freeze_count() == 0:
             gc.freeze()
+        # Young cycles are still collected; a full pass waits for 1,000 middle ones, not
+        # 10: what the writes leave behind is short-lived, so full passes found nothing.
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, 1000)
         gc.enable()
