@@ -125,6 +125,9 @@ def dedupe(
         typer.Option(help="Only pairs with a person changed since (ISO 8601, UTC if no zone)"),
     ] = None,
     chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 20,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes that score, threads that write merges")
+    ] = 2,
     nice: Annotated[
         int,
         typer.Option(
@@ -199,7 +202,7 @@ def dedupe(
     try:
         with bars:
             result = run_dedupe(registry, dry_run=dry_run, since=started, chunk=chunk,
-                                progress=progress, spark=spark)  # fmt: skip
+                                workers=workers, progress=progress, spark=spark)  # fmt: skip
     finally:
         registry.close()
     body = json.dumps(result.as_dict(), indent=2)

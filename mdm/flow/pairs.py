@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import NamedTuple
 
 from mdm.flow.block import EXACT_KINDS, Key
 from mdm.flow.score import FellegiSunterScorer, Score, score_block
@@ -34,8 +35,9 @@ class BlockMember:
     changed: bool = True  # its person changed since the last run (`--since`)
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredPair:
+class ScoredPair(NamedTuple):
+    """A scored record pair; a named tuple, as `Score`, for the speed of making one."""
+
     first: int  # record indices, first < second
     second: int
     score: Score

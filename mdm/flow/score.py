@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from rapidfuzz import process
@@ -24,8 +24,9 @@ from mdm.flow.normalise import KNOWN_GIVEN_NAMES
 from mdm.model.record import MatchFeatures
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredComparison:
+class ScoredComparison(NamedTuple):
+    """A comparison with its weight; a named tuple for the reason `Comparison` is one."""
+
     attribute: str
     level: str
     similarity: float | None
@@ -42,8 +43,7 @@ class ScoredComparison:
         return data
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
+class Score(NamedTuple):
     confidence: float
     name_similarity: float
     comparisons: tuple[ScoredComparison, ...]

@@ -19,16 +19,19 @@ distinct are never proposed; decisions stewards made are never overridden.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import resource
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from mdm.flow.block import Key, candidate_keys, without_generic
@@ -74,6 +77,9 @@ class DedupeReport:
     incoherent_clusters: int = 0
     merges: int = 0
     review_items: int = 0
+    # The scoring processes' largest peak resident memory, beside this process's in
+    # `stages`; the pages they share with it are counted in both.
+    workers_peak_rss_mib: float = 0.0
     stages: list[Stage] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,15 +118,20 @@ def dedupe(
     dry_run: bool = False,
     since: datetime | None = None,
     chunk: int = 20,
+    workers: int = 2,
     progress: Progress | None = None,
     decisions: dict[tuple[UUID, UUID], str] | None = None,
     spark: SparkOptions | None = None,
 ) -> DedupeReport:
     """Run the nightly dedupe; `since` limits it to pairs with a person changed since.
     `decisions` receives the policy's outcome (link, review, create) for every pair of
-    persons it decided on, keyed by the two ids in order. With `spark`, blocking, scoring
-    and clustering run on Apache Spark (services/spark_engine.py); the decisions and the
-    writes are the same code either way."""
+    persons it decided on, keyed by the two ids in order. `workers` processes score the
+    blocks and as many threads write the merges (one core waits on the database while
+    another computes golden records). With `spark`, blocking, scoring and clustering run
+    on Apache Spark (services/spark_engine.py); the decisions and the writes are the same
+    code either way."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
     engine = None
     if spark is not None:
         from mdm.services.spark_engine import SparkEngine
@@ -128,7 +139,7 @@ def dedupe(
         engine = SparkEngine(spark)
     try:
         with _collector_for_batch():
-            return _dedupe(registry, dry_run, since, chunk, progress, decisions, engine)
+            return _dedupe(registry, dry_run, since, chunk, workers, progress, decisions, engine)
     finally:
         if engine is not None:
             engine.close()
@@ -176,6 +187,7 @@ def _dedupe(
     dry_run: bool,
     since: datetime | None,
     chunk: int,
+    workers: int,
     progress: Progress | None,
     decisions: dict[tuple[UUID, UUID], str] | None,
     engine: SparkEngine | None,
@@ -200,7 +212,7 @@ def _dedupe(
             _strip_generic(data, generic)
         with _stage(report, "score"):
             best, exact = _score(
-                data, blocks, scorer, thresholds.review, generic, report, tick, changed
+                data, blocks, scorer, thresholds.review, generic, report, tick, changed, workers
             )
     else:
         best, exact = _score_on_spark(engine, data, cap, scorer, thresholds.review, report,
@@ -288,12 +300,27 @@ def _dedupe(
     with _stage(report, "write"):
         total = len(merges) + len(fresh)
         done = 0
-        for start in range(0, len(merges), chunk):
-            part = merges[start : start + chunk]
-            groups = [[data.ids[m] for m in members] for members in part]
-            report.merges += run_with_retries(partial(_merge, registry, groups))
-            done += len(part)
-            tick("write", done, total)
+        parts = [merges[start : start + chunk] for start in range(0, len(merges), chunk)]
+        # Clusters are disjoint, so their chunks commit in any order. SQLite has one
+        # writer at a time: threads would only queue for it.
+        writers = workers if registry.database.engine.dialect.name == "postgresql" else 1
+        with ThreadPoolExecutor(max_workers=writers) as pool:
+            futures = {
+                pool.submit(
+                    run_with_retries,
+                    partial(_merge, registry, [[data.ids[m] for m in ms] for ms in part]),
+                ): len(part)
+                for part in parts
+            }
+            try:
+                for future in as_completed(futures):
+                    report.merges += future.result()
+                    done += futures[future]
+                    tick("write", done, total)
+            except BaseException:
+                # What is committed stays (a rerun goes on from it); the rest is not begun.
+                pool.shutdown(cancel_futures=True)
+                raise
         opened: set[tuple[UUID, UUID]] = set()  # proposals that met at one pair once merged
         for start in range(0, len(fresh), chunk):
             batch = fresh[start : start + chunk]
@@ -409,14 +436,14 @@ def _score(
     report: DedupeReport,
     tick: Progress,
     changed: set[int] | None = None,
+    workers: int = 1,
 ) -> tuple[dict[int, Score], dict[int, set[str]]]:
     """Each pair of records of two persons once, keyed `i * records + j` (i < j): its
     score, kept when it is worth a decision (at least the review threshold, or the two
     share an exact key), and the exact keys it shares. Blocks are scored by the same pure
-    function the Spark engine runs (flow/pairs.py)."""
+    function the Spark engine runs (flow/pairs.py), `workers` processes each taking every
+    `workers`-th block; a pair belongs to one block, so their results never overlap."""
     n = len(data.features)
-    best: dict[int, Score] = {}
-    exact: dict[int, set[str]] = {}
     member = [
         BlockMember(
             i, data.owner[i], data.keys[i], data.candidate_keys[i], data.features[i],
@@ -424,16 +451,80 @@ def _score(
         )
         for i in range(n)
     ]  # fmt: skip
-    for done, (key, members) in enumerate(blocks, 1):
-        block = [member[i] for i in members]
-        for pair in score_block_pairs(key, block, scorer, generic):
-            report.candidate_pairs += 1
-            report.pairs_scored += 1
-            keep(best, exact, n, pair, floor)
-        if done % 10_000 == 0:
-            tick("score", done, len(blocks))
+
+    def part(k: int) -> tuple[dict[int, Score], dict[int, set[str]], int]:
+        best: dict[int, Score] = {}
+        exact: dict[int, set[str]] = {}
+        scored = 0
+        mine = blocks[k::workers]
+        for done, (key, members) in enumerate(mine, 1):
+            block = [member[i] for i in members]
+            for pair in score_block_pairs(key, block, scorer, generic):
+                scored += 1
+                keep(best, exact, n, pair, floor)
+            if k == 0 and done % 5_000 == 0:
+                tick("score", min(done * workers, len(blocks)), len(blocks))
+        return best, exact, scored
+
+    best: dict[int, Score] = {}
+    exact: dict[int, set[str]] = {}
+    results, children_peak = forked(part, workers)
+    for part_best, part_exact, scored in results:
+        best |= part_best
+        exact |= part_exact
+        report.candidate_pairs += scored
+        report.pairs_scored += scored
+    report.workers_peak_rss_mib = max(report.workers_peak_rss_mib, children_peak)
     tick("score", len(blocks), len(blocks))
     return best, exact
+
+
+T = TypeVar("T")
+
+
+def forked(work: Callable[[int], T], workers: int) -> tuple[list[T], float]:
+    """`work(0)` here and `work(1)` .. `work(workers - 1)` in forked processes, which
+    share what this process has read without copying it; their results come back
+    pickled. Where processes cannot be forked, everything runs here. Also the largest
+    peak resident memory of a child, in MiB (the pages it shares with this process are
+    counted in both)."""
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [work(k) for k in range(workers)], 0.0
+    context = multiprocessing.get_context("fork")
+    children = []
+    for k in range(1, workers):
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(work, k, sender), daemon=True)
+        child.start()
+        sender.close()
+        children.append((child, receiver))
+    try:
+        results = [work(0)]
+        for child, receiver in children:
+            try:
+                status, value = receiver.recv()
+            except EOFError:
+                raise RuntimeError(f"a scoring process died (exit code {child.exitcode})") from None
+            if status != "ok":
+                raise RuntimeError(f"a scoring process failed: {value}")
+            results.append(value)
+    finally:
+        for child, receiver in children:
+            receiver.close()
+            child.join(timeout=60)
+            if child.is_alive():
+                child.kill()
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return results, round(peak, 1)
+
+
+def _child(work: Callable[[int], T], k: int, sender: Connection) -> None:
+    try:
+        result: tuple[str, Any] = ("ok", work(k))
+    except BaseException as exc:  # reported to the parent, which raises
+        result = ("error", f"{type(exc).__name__}: {exc}")
+    sender.send(result)
+    sender.close()
 
 
 def keep(

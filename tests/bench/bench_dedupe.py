@@ -35,6 +35,7 @@ from mdm.services.dedupe import dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
 from mdm.store.tables import SourceRecordRow
+from tests.bench.bench_ingest import prewarm
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
 from tests.databases import copy_database
 from tests.factories import Partition, dedupe_killed, partition, record_pairs
@@ -89,7 +90,16 @@ def seed(
     return make_url(url).database or "", truth
 
 
-def concurrent_ingest(template: str, records: int = 1800, nice: int = 10, chunk: int = 20) -> None:
+def _prewarm(registry: Registry) -> None:
+    """Set-up, not measured: the registry in PostgreSQL's buffers, as on a server whose
+    live API reads it all day, rather than a database copied a moment ago."""
+    with registry.database.engine.connect() as conn:
+        prewarm(conn)
+
+
+def concurrent_ingest(
+    template: str, records: int = 1800, nice: int = 10, chunk: int = 20, workers: int = 2
+) -> None:
     """One client ingesting records one at a time, idle and while a dedupe (its own
     process) is in its write stage: p50/p99, and every record stored."""
     url = _copy(template, "mdm_bench_dedupe")
@@ -114,7 +124,8 @@ def concurrent_ingest(template: str, records: int = 1800, nice: int = 10, chunk:
     idle = timed(live[:600])
     env = {**os.environ, "MDM_DATABASE_URL": url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm.cli", "dedupe", "--nice", str(nice), "--chunk", str(chunk)],
+        [sys.executable, "-m", "mdm.cli", "dedupe", "--nice", str(nice), "--chunk", str(chunk),
+         "--workers", str(workers)],
         env=env, text=True,
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
     )  # fmt: skip
@@ -157,6 +168,7 @@ def main() -> None:
     )
     parser.add_argument("--nice", type=int, default=10, help="`mdm dedupe --nice` while ingesting")
     parser.add_argument("--chunk", type=int, default=20, help="`mdm dedupe --chunk`")
+    parser.add_argument("--workers", type=int, default=2, help="`mdm dedupe --workers`")
     parser.add_argument(
         "--spark", default=None, metavar="MASTER",
         help="Also run the Spark engine on this master (local[2]) and compare its decisions",
@@ -172,9 +184,10 @@ def main() -> None:
         return
     url = _copy(template, "mdm_bench_dedupe")
     registry = Registry.from_settings(load_settings(database_url=url))
+    _prewarm(registry)
     started = time.perf_counter()
     decided: dict[tuple[UUID, UUID], str] = {}
-    report = dedupe(registry, decisions=decided, chunk=args.chunk)
+    report = dedupe(registry, decisions=decided, chunk=args.chunk, workers=args.workers)
     took = time.perf_counter() - started
     expected = partition(registry)
     registry.close()
@@ -186,6 +199,9 @@ def main() -> None:
     print(f"dedupe of {report.persons:,} persons: {took:.1f} s end to end")
     for stage in report.stages:
         print(f"  {stage.name:8s} {stage.seconds:7.2f} s  peak RSS {stage.peak_rss_mib:,.0f} MiB")
+    if report.workers_peak_rss_mib:
+        print(f"  scoring processes: peak RSS {report.workers_peak_rss_mib:,.0f} MiB each "
+              f"at most ({args.workers - 1} beside this one)")  # fmt: skip
     print(f"  {report.pairs_scored:,} pairs scored, {report.clusters:,} clusters "
           f"({report.incoherent_clusters:,} incoherent), {report.merges:,} merges, "
           f"{report.review_items:,} review items")  # fmt: skip
@@ -197,9 +213,10 @@ def main() -> None:
     for n in range(args.kills):
         url = _copy(template, "mdm_bench_dedupe")
         points = max(report.clusters // args.chunk, 2)  # progress lines of the merges
-        killed = dedupe_killed(url, rnd.randrange(1, points), "--chunk", str(args.chunk))
+        options = ("--chunk", str(args.chunk), "--workers", str(args.workers))
+        killed = dedupe_killed(url, rnd.randrange(1, points), *options)
         registry = Registry.from_settings(load_settings(database_url=url))
-        dedupe(registry, chunk=args.chunk)
+        dedupe(registry, chunk=args.chunk, workers=args.workers)
         equal = partition(registry) == expected
         same += equal
         registry.close()
@@ -207,7 +224,7 @@ def main() -> None:
     if args.kills:
         print(f"killed and rerun: {same} of {args.kills} end in the uninterrupted partition")
     if not args.no_concurrent:
-        concurrent_ingest(template, nice=args.nice, chunk=args.chunk)
+        concurrent_ingest(template, nice=args.nice, chunk=args.chunk, workers=args.workers)
     if args.spark:
         compare_spark(template, args.spark, expected, decided)
 

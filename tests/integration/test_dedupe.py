@@ -219,6 +219,55 @@ def test_a_killed_run_run_again_ends_as_an_uninterrupted_one(pg_registry: Regist
     assert killed == 5
 
 
+def test_scoring_processes_and_writing_threads_change_nothing(pg_registry: Registry) -> None:
+    """Blocks scored in forked processes and merges written by concurrent threads: the
+    same pairs scored, the same decisions, the same persons and review items as one
+    process writing alone."""
+    records, _ = _generated(pg_registry, 900, seed=13)
+    runs = []
+    for workers in (1, 3):
+        truncate(pg_registry)
+        ids = load_unmatched(pg_registry, records, actor="legacy")
+        # Person ids are new at each load; the records they were made for are not.
+        record_of = {pid: (r.source, r.source_id) for pid, r in zip(ids, records, strict=True)}
+        decisions: dict = {}
+        report = dedupe(pg_registry, workers=workers, chunk=4, decisions=decisions)
+        decided = {
+            frozenset((record_of[a], record_of[b])): outcome
+            for (a, b), outcome in decisions.items()
+        }
+        runs.append((report, decided, partition(pg_registry), _open_review_pairs(pg_registry)))
+    (one, decided_one, persons_one, reviews_one) = runs[0]
+    (three, decided_three, persons_three, reviews_three) = runs[1]
+    assert one.merges > 50 and len(reviews_one) > 5
+    assert three.workers_peak_rss_mib > 0  # the scoring ran in other processes
+    counts = ("pairs_scored", "auto_merge_pairs", "clusters", "merges", "review_items")
+    assert [getattr(three, c) for c in counts] == [getattr(one, c) for c in counts]
+    assert decided_three == decided_one
+    assert persons_three == persons_one
+    assert reviews_three == reviews_one
+    with pg_registry.database.engine.connect() as conn:
+        assert verify(conn).ok
+
+
+def _open_review_pairs(registry: Registry) -> set[frozenset[frozenset[tuple[str, str]]]]:
+    """The open match items, each as the two persons' sets of records."""
+    from mdm.store.tables import SourceRecordRow
+
+    with registry.database.engine.connect() as conn:
+        rows = conn.execute(select(SourceRecordRow.person_id, SourceRecordRow.source,
+                                   SourceRecordRow.source_id)).all()  # fmt: skip
+        items = conn.execute(
+            select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
+                ReviewItemRow.status == "open", ReviewItemRow.kind == "match"
+            )
+        ).all()
+    held: dict[object, set[tuple[str, str]]] = defaultdict(set)
+    for person, source, source_id in rows:
+        held[person].add((source, source_id))
+    return {frozenset((frozenset(held[a]), frozenset(held[b]))) for a, b in items}
+
+
 def test_ingests_during_a_run_are_neither_lost_nor_merged_twice(pg_registry: Registry) -> None:
     records, _ = _generated(pg_registry, 900, seed=5)
     legacy, live = records[:600], records[600:]
