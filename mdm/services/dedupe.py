@@ -36,7 +36,7 @@ from uuid import UUID
 
 from mdm.flow.block import Key, candidate_keys, without_generic
 from mdm.flow.cluster import components, incoherence
-from mdm.flow.decide import Candidate, Outcome, decide, merge_conflicts
+from mdm.flow.decide import Candidate, Outcome, Thresholds, decide, merge_conflicts
 from mdm.flow.pairs import BlockMember, ScoredPair, block_order, score_block_pairs
 from mdm.flow.score import FellegiSunterScorer, Score
 from mdm.model.ids import new_id
@@ -211,32 +211,27 @@ def _dedupe(
             report.blocks, report.generic_blocks = len(blocks), len(generic)
             _strip_generic(data, generic)
         with _stage(report, "score"):
-            best, exact = _score(
-                data, blocks, scorer, thresholds.review, generic, report, tick, changed, workers
+            # The scoring processes decide each pair they keep, as they go.
+            decided = _score(
+                data, blocks, scorer, thresholds, generic, report, tick, changed, workers
             )
     else:
         best, exact = _score_on_spark(engine, data, cap, scorer, thresholds.review, report,
                                       changed)  # fmt: skip
+        decided = _decide_pairs(data, best, exact, thresholds)
+        del best, exact
 
     with _stage(report, "decide"):
-        # Each record pair is decided on its own, as an ingest decides a record against a
-        # one-record person; two persons are linked when any pair of their records is.
-        # Decided per record pair, a merge made by an earlier (killed) run changes no
-        # decision of the next one: records do not change, persons do.
+        # Two persons are linked when any pair of their records is; in record pair order,
+        # so that the first of equally ranked pairs speaks for the persons.
         outcomes: dict[tuple[int, int], tuple[Outcome, _Proposal]] = {}
-        n = len(data.features)
-        for code in sorted(best):
-            i, j = divmod(code, n)
-            a, b = sorted((data.owner[i], data.owner[j]))
-            score = best[code]
-            kinds = tuple(sorted(exact.get(code, ())))
-            decision = decide([Candidate(data.ids[b], score, kinds)], thresholds)
-            if decision.outcome == Outcome.CREATE:
-                continue
-            proposal = _Proposal(a, b, score, decision.rule.value, decision.guards)
-            held = outcomes.get((a, b))
-            if held is None or _rank(decision.outcome, score) > _rank(held[0], held[1].score):
-                outcomes[(a, b)] = (decision.outcome, proposal)
+        decided.sort(key=lambda d: d[0])
+        for _, outcome, proposal in decided:
+            pair = (proposal.a, proposal.b)
+            held = outcomes.get(pair)
+            if held is None or _rank(outcome, proposal.score) > _rank(held[0], held[1].score):
+                outcomes[pair] = (outcome, proposal)
+        del decided
         edges: list[tuple[int, int]] = []
         proposals: dict[tuple[int, int], _Proposal] = {}
         for pair, (outcome, proposal) in sorted(outcomes.items()):
@@ -431,18 +426,18 @@ def _score(
     data: _Registry,
     blocks: Sequence[tuple[Key, list[int]]],
     scorer: FellegiSunterScorer,
-    floor: float,
+    thresholds: Thresholds,
     generic: set[Key],
     report: DedupeReport,
     tick: Progress,
     changed: set[int] | None = None,
     workers: int = 1,
-) -> tuple[dict[int, Score], dict[int, set[str]]]:
-    """Each pair of records of two persons once, keyed `i * records + j` (i < j): its
-    score, kept when it is worth a decision (at least the review threshold, or the two
-    share an exact key), and the exact keys it shares. Blocks are scored by the same pure
-    function the Spark engine runs (flow/pairs.py), `workers` processes each taking every
-    `workers`-th block; a pair belongs to one block, so their results never overlap."""
+) -> list[_Decided]:
+    """Each pair of records of two persons scored once, and decided when it is worth a
+    decision (at least the review threshold, or the two share an exact key). Blocks are
+    scored by the same pure function the Spark engine runs (flow/pairs.py), `workers`
+    processes each taking every `workers`-th block; a pair belongs to one block, so their
+    results never overlap."""
     n = len(data.features)
     member = [
         BlockMember(
@@ -452,7 +447,7 @@ def _score(
         for i in range(n)
     ]  # fmt: skip
 
-    def part(k: int) -> tuple[dict[int, Score], dict[int, set[str]], int]:
+    def part(k: int) -> tuple[list[_Decided], int]:
         best: dict[int, Score] = {}
         exact: dict[int, set[str]] = {}
         scored = 0
@@ -461,22 +456,47 @@ def _score(
             block = [member[i] for i in members]
             for pair in score_block_pairs(key, block, scorer, generic):
                 scored += 1
-                keep(best, exact, n, pair, floor)
+                keep(best, exact, n, pair, thresholds.review)
             if k == 0 and done % 5_000 == 0:
                 tick("score", min(done * workers, len(blocks)), len(blocks))
-        return best, exact, scored
+        return _decide_pairs(data, best, exact, thresholds), scored
 
-    best: dict[int, Score] = {}
-    exact: dict[int, set[str]] = {}
+    decided: list[_Decided] = []
     results, children_peak = forked(part, workers)
-    for part_best, part_exact, scored in results:
-        best |= part_best
-        exact |= part_exact
+    for part_decided, scored in results:
+        decided += part_decided
         report.candidate_pairs += scored
         report.pairs_scored += scored
     report.workers_peak_rss_mib = max(report.workers_peak_rss_mib, children_peak)
     tick("score", len(blocks), len(blocks))
-    return best, exact
+    return decided
+
+
+# A record pair worth a decision (its code `i * records + j`), the policy's outcome, and
+# what it proposes for the two persons.
+_Decided = tuple[int, Outcome, _Proposal]
+
+
+def _decide_pairs(
+    data: _Registry,
+    best: dict[int, Score],
+    exact: dict[int, set[str]],
+    thresholds: Thresholds,
+) -> list[_Decided]:
+    """Each record pair decided on its own, as an ingest decides a record against a
+    one-record person: decided per record pair, a merge made by an earlier (killed) run
+    changes no decision of the next one (records do not change, persons do)."""
+    out: list[_Decided] = []
+    n = len(data.features)
+    for code, score in best.items():
+        i, j = divmod(code, n)
+        a, b = sorted((data.owner[i], data.owner[j]))
+        kinds = tuple(sorted(exact.get(code, ())))
+        decision = decide([Candidate(data.ids[b], score, kinds)], thresholds)
+        if decision.outcome != Outcome.CREATE:
+            proposal = _Proposal(a, b, score, decision.rule.value, decision.guards)
+            out.append((code, decision.outcome, proposal))
+    return out
 
 
 T = TypeVar("T")
