@@ -122,16 +122,20 @@ def _pg_select(columns: Sequence[Any], table: str, where: str) -> pgsql.Composed
 _PG_LOAD_CANDIDATE_PERSONS = _pg_select(_CANDIDATE_PERSON_COLUMNS, "persons", "id")
 _PG_LOAD_CANDIDATE_RECORDS = _pg_select(_CANDIDATE_RECORD_COLUMNS, "source_records", "person_id")
 _PG_LOAD_ATTRIBUTES = "SELECT id, attributes FROM source_records WHERE id = ANY(%s::uuid[])"
-# Known records and key hits together; LIMIT per key so a generic value costs cap + 1 rows.
-# The keys travel as one JSON document: cheaper to send than two text arrays.
+# Known records and key hits together: a row per key with its persons, or with none when
+# it holds more than the cap (LIMIT cap + 1: a generic value costs that many index entries
+# and one row). The keys travel as one JSON document: cheaper to send than two text arrays.
 _PG_LOOKUP = (
-    "SELECT 'k', q.kind, q.value, k.person_id "
-    "FROM json_to_recordset(%s::json) AS q(kind text, value text) "
-    "CROSS JOIN LATERAL (SELECT person_id FROM person_keys "
-    "WHERE kind = q.kind AND value = q.value LIMIT %s) AS k "
+    "SELECT 'k', q.kind, q.value, k.ids "
+    "FROM json_to_recordset(%(keys)s::json) AS q(kind text, value text) "
+    "CROSS JOIN LATERAL (SELECT count(*) AS n, "
+    "CASE WHEN count(*) > %(cap)s THEN NULL ELSE array_agg(s.person_id) END AS ids "
+    "FROM (SELECT person_id FROM person_keys WHERE kind = q.kind AND value = q.value "
+    "LIMIT %(limit)s) AS s) AS k "
+    "WHERE k.n > 0 "
     "UNION ALL "
-    "SELECT 'r', r.source, r.source_id, r.person_id FROM source_records r "
-    "JOIN json_to_recordset(%s::json) AS q(source text, source_id text) "
+    "SELECT 'r', r.source, r.source_id, ARRAY[r.person_id] FROM source_records r "
+    "JOIN json_to_recordset(%(pairs)s::json) AS q(source text, source_id text) "
     "ON r.source = q.source AND r.source_id = q.source_id"
 )
 _SQLITE_CHUNK = 2000
@@ -368,36 +372,40 @@ class RegistryRepository:
                         locker.execute(LOCK_SQL, [lock_ids])
                     cursor.execute(
                         _PG_LOOKUP,
-                        [
-                            dumps_json([{"kind": k, "value": v} for k, v in keys]),
-                            cap + 1,
-                            dumps_json([{"source": s, "source_id": i} for s, i in pairs]),
-                        ],
+                        {
+                            "keys": dumps_json([{"kind": k, "value": v} for k, v in keys]),
+                            "cap": cap,
+                            "limit": cap + 1,
+                            "pairs": dumps_json([{"source": s, "source_id": i} for s, i in pairs]),
+                        },
                     )
-                for tag, first, second, person_id in cursor.fetchall():
+                generic: set[Key] = set()
+                for tag, first, second, ids in cursor.fetchall():
                     if tag == "r":
-                        known[(first, second)] = person_id
+                        known[(first, second)] = ids[0]
+                    elif ids is None:
+                        generic.add((first, second))
                     else:
-                        hits[(first, second)].append(person_id)
-        else:
-            for chunk in _chunks(pairs, _SQLITE_CHUNK):
-                rows = self.conn.execute(
-                    select(records_t.c.source, records_t.c.source_id, records_t.c.person_id).where(
-                        tuple_(records_t.c.source, records_t.c.source_id).in_(chunk)
-                    )
+                        hits[(first, second)] = ids
+            return known, dict(hits), generic
+        for chunk in _chunks(pairs, _SQLITE_CHUNK):
+            rows = self.conn.execute(
+                select(records_t.c.source, records_t.c.source_id, records_t.c.person_id).where(
+                    tuple_(records_t.c.source, records_t.c.source_id).in_(chunk)
                 )
-                for source, source_id, person_id in rows:
-                    known[(source, source_id)] = person_id
-            for chunk in _chunks(keys, _SQLITE_CHUNK):
-                rows = self.conn.execute(
-                    select(keys_t.c.kind, keys_t.c.value, keys_t.c.person_id).where(
-                        tuple_(keys_t.c.kind, keys_t.c.value).in_(chunk)
-                    )
+            )
+            for source, source_id, person_id in rows:
+                known[(source, source_id)] = person_id
+        for chunk in _chunks(keys, _SQLITE_CHUNK):
+            rows = self.conn.execute(
+                select(keys_t.c.kind, keys_t.c.value, keys_t.c.person_id).where(
+                    tuple_(keys_t.c.kind, keys_t.c.value).in_(chunk)
                 )
-                for kind, value, person_id in rows:
-                    hits[(kind, value)].append(person_id)
-        generic = {k for k, v in hits.items() if len(v) > cap}
-        return known, {k: v for k, v in hits.items() if len(v) <= cap}, generic
+            )
+            for kind, value, person_id in rows:
+                hits[(kind, value)].append(person_id)
+        too_many = {k for k, v in hits.items() if len(v) > cap}
+        return known, {k: v for k, v in hits.items() if len(v) <= cap}, too_many
 
     def load_persons(
         self, ids: Iterable[UUID], *, candidates: bool = False
