@@ -528,12 +528,14 @@ def forked(work: Callable[[int], T], workers: int) -> tuple[list[T], float]:
             if status != "ok":
                 raise RuntimeError(f"a scoring process failed: {value}")
             results.append(value)
+    except BaseException:
+        for child, _ in children:
+            child.kill()  # its work is lost with the run's
+        raise
     finally:
         for child, receiver in children:
             receiver.close()
-            child.join(timeout=60)
-            if child.is_alive():
-                child.kill()
+            child.join()
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return results, round(peak, 1)
 
