@@ -518,16 +518,18 @@ def forked(work: Callable[[int], T], workers: int) -> tuple[list[T], float]:
         child.start()
         sender.close()
         children.append((child, receiver))
+    peak = 0.0
     try:
         results = [work(0)]
         for child, receiver in children:
             try:
-                status, value = receiver.recv()
+                status, value, child_peak = receiver.recv()
             except EOFError:
                 raise RuntimeError(f"a scoring process died (exit code {child.exitcode})") from None
             if status != "ok":
                 raise RuntimeError(f"a scoring process failed: {value}")
             results.append(value)
+            peak = max(peak, child_peak)
     except BaseException:
         for child, _ in children:
             child.kill()  # its work is lost with the run's
@@ -536,16 +538,19 @@ def forked(work: Callable[[int], T], workers: int) -> tuple[list[T], float]:
         for child, receiver in children:
             receiver.close()
             child.join()
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return results, round(peak, 1)
 
 
 def _child(work: Callable[[int], T], k: int, sender: Connection) -> None:
+    """Runs `work(k)` and sends back its result with this process's own peak resident
+    memory (the parent's view of its children's would cover every child it ever had)."""
+    result: tuple[str, Any]
     try:
-        result: tuple[str, Any] = ("ok", work(k))
+        result = ("ok", work(k))
     except BaseException as exc:  # reported to the parent, which raises
         result = ("error", f"{type(exc).__name__}: {exc}")
-    sender.send(result)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    sender.send((*result, peak))
     sender.close()
 
 
