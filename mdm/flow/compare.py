@@ -199,13 +199,13 @@ def compare_names(
     return Comparison("name", level, round(name_similarity(a, b, jw), 6), value)
 
 
-_RANK = {
-    level: rank
-    for rank, level in enumerate(
-        ("exact", "nickname", "typo", "family_changed", "initial", "family_only",
-         "given_only", "given_mismatch", "relative", "differs")
-    )
-}  # fmt: skip
+# Name levels from the strongest agreement to the weakest: a swapped reading of the names
+# replaces the straight one only when it ranks higher.
+NAME_LEVELS = (
+    "exact", "nickname", "typo", "family_changed", "initial", "family_only", "given_only",
+    "given_mismatch", "relative", "differs",
+)  # fmt: skip
+_RANK = {level: rank for rank, level in enumerate(NAME_LEVELS)}
 
 
 def _compare_sets(attribute: str, a: frozenset[str], b: frozenset[str]) -> Comparison:

@@ -163,6 +163,15 @@ class FellegiSunterScorer:
             known.update(n for n, share in self._tf["given"].items() if share >= floor)
         self.known_given = frozenset(known)
 
+    @property
+    def prior_weight(self) -> float:
+        """The prior odds of a candidate pair, in bits."""
+        return self._prior_weight
+
+    def level_weight(self, attribute: str, level: str) -> float:
+        """The weight of a comparison level before any term-frequency adjustment."""
+        return self._weights.get(attribute, {}).get(level, 0.0)
+
     def tf_adjustment(self, value: str) -> float:
         """Bits added to a name level for how rare the agreeing names are."""
         given, _, family = value.partition("|")

@@ -22,7 +22,6 @@ import gc
 import multiprocessing
 import resource
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -34,10 +33,22 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from mdm.flow.block import Key, candidate_keys, without_generic
-from mdm.flow.cluster import components, incoherence
-from mdm.flow.decide import Candidate, Outcome, Thresholds, decide, merge_conflicts
-from mdm.flow.pairs import BlockMember, ScoredPair, block_order, score_block_pairs
+import numpy as np
+
+from mdm.flow.block import Key
+from mdm.flow.block_many import Blocks, block, exact_kinds, record_keys, without_generic
+from mdm.flow.cluster import components
+from mdm.flow.cluster_many import PersonRecords, incoherence_many, merge_conflicts_many
+from mdm.flow.compare_many import (
+    FIELDS,
+    ComparisonWeights,
+    FeatureColumns,
+    compare_pairs,
+    comparisons_of,
+    name_similarities,
+)
+from mdm.flow.decide import Candidate, Outcome, Thresholds, decide
+from mdm.flow.pairs import ScoredPair
 from mdm.flow.score import FellegiSunterScorer, Score
 from mdm.model.ids import new_id
 from mdm.model.person import ReviewItem
@@ -96,7 +107,8 @@ class _Proposal:
 
 
 class _Registry:
-    """The registry as read: persons in id order, their records' features contiguous."""
+    """The registry as read: persons in id order, their records contiguous, the records'
+    match features as columns (generic emails and phones blanked once blocked)."""
 
     def __init__(self) -> None:
         self.ids: list[UUID] = []
@@ -104,12 +116,23 @@ class _Registry:
         self.start: list[int] = []  # first record of each person
         self.owner: list[int] = []  # person of each record
         self.keys: list[tuple[str, str]] = []  # (source, source id) of each record
-        self.features: list[MatchFeatures] = []
-        self.candidate_keys: list[frozenset[Key]] = []  # filled by the block stage
+        self.columns: FeatureColumns | None = None
+        self._features: dict[int, MatchFeatures] = {}
+
+    def features(self, i: int) -> MatchFeatures:
+        found = self._features.get(i)
+        if found is None:
+            assert self.columns is not None
+            found = self._features[i] = self.columns.record(i)
+        return found
 
     def records(self, p: int) -> list[MatchFeatures]:
-        end = self.start[p + 1] if p + 1 < len(self.start) else len(self.features)
-        return self.features[self.start[p] : end]
+        end = self.start[p + 1] if p + 1 < len(self.start) else len(self.owner)
+        return [self.features(i) for i in range(self.start[p], end)]
+
+    def set_columns(self, columns: FeatureColumns) -> None:
+        self.columns = columns
+        self._features = {}
 
 
 def dedupe(
@@ -201,26 +224,26 @@ def _dedupe(
     cap = registry.settings.max_block_size
 
     with _stage(report, "read"):
-        data, distinct, open_pairs = _read(registry, tick)
-        report.persons, report.records = len(data.ids), len(data.features)
+        data, distinct, open_pairs = _read(registry, tick, scorer.known_given)
+        report.persons, report.records = len(data.ids), len(data.owner)
 
     changed = {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
     if engine is None:
         with _stage(report, "block"):
             blocks, generic = _blocks(data, cap, changed)
-            report.blocks, report.generic_blocks = len(blocks), len(generic)
+            report.blocks, report.generic_blocks = blocks.blocks, len(generic)
             _strip_generic(data, generic)
         with _stage(report, "score"):
             # The scoring processes decide each pair they keep, as they go.
-            decided = _score(
-                data, blocks, scorer, thresholds, generic, report, tick, changed, workers
-            )
+            decided = _score(data, blocks, scorer, thresholds, report, tick, workers)
+            del blocks
     else:
         best, exact = _score_on_spark(engine, data, cap, scorer, thresholds.review, report,
                                       changed)  # fmt: skip
         decided = _decide_pairs(data, best, exact, thresholds)
         del best, exact
 
+    persons = PersonRecords(data.start, len(data.owner))
     with _stage(report, "decide"):
         # Two persons are linked when any pair of their records is; in record pair order,
         # so that the first of equally ranked pairs speaks for the persons.
@@ -232,8 +255,8 @@ def _dedupe(
             if held is None or _rank(outcome, proposal.score) > _rank(held[0], held[1].score):
                 outcomes[pair] = (outcome, proposal)
         del decided
-        edges: list[tuple[int, int]] = []
         proposals: dict[tuple[int, int], _Proposal] = {}
+        links: list[tuple[int, int]] = []
         for pair, (outcome, proposal) in sorted(outcomes.items()):
             a, b = pair
             if decisions is not None:
@@ -241,17 +264,24 @@ def _dedupe(
             if _key(data.ids[a], data.ids[b]) in distinct:
                 report.skipped_not_a_match += 1
                 continue
-            if outcome == Outcome.LINK:
-                ra, rb = data.records(a), data.records(b)
-                conflicts = sorted(
-                    set(merge_conflicts(ra, rb, scorer)) | set(merge_conflicts(rb, ra, scorer))
-                )
-                if not conflicts:
-                    edges.append(pair)
-                    proposals[pair] = proposal
-                    continue
-                proposal = replace(proposal, rule="merge_conflict", reasons=tuple(conflicts))
             proposals[pair] = proposal
+            if outcome == Outcome.LINK:
+                links.append(pair)
+        del outcomes
+        # A link is an edge of the merge graph unless the two persons' records conflict.
+        columns = data.columns
+        assert columns is not None
+        conflicts = merge_conflicts_many(
+            columns, persons, np.array([a for a, _ in links]), np.array([b for _, b in links])
+        )
+        edges: list[tuple[int, int]] = []
+        for pair, guards in zip(links, conflicts, strict=True):
+            if guards:
+                proposals[pair] = replace(
+                    proposals[pair], rule="merge_conflict", reasons=tuple(guards)
+                )
+            else:
+                edges.append(pair)
         report.auto_merge_pairs = len(edges)
 
     with _stage(report, "cluster"):
@@ -263,14 +293,20 @@ def _dedupe(
             return _key(data.ids[a], data.ids[b]) in distinct
 
         clusters = components(edges) if engine is None else engine.components(edges)
+        report.clusters = len(clusters)
+        # Two persons: their one link was checked for conflicts when it was decided.
+        larger = [members for members in clusters if len(members) > 2]
+        weights = ComparisonWeights(scorer, columns)
+        reasons_of = incoherence_many(
+            columns, persons, larger, scorer, weights, thresholds, is_distinct
+        )
+        incoherent = {
+            id(members): reasons
+            for members, reasons in zip(larger, reasons_of, strict=True)
+            if reasons
+        }
         for members in clusters:
-            report.clusters += 1
-            # Two persons: their one link was checked for conflicts when it was decided.
-            reasons = (
-                incoherence(members, data.records, scorer, thresholds, is_distinct)
-                if len(members) > 2
-                else []
-            )
+            reasons = incoherent.get(id(members))
             if not reasons:
                 merges.append(members)
                 continue
@@ -336,9 +372,9 @@ def _score_on_spark(
 ) -> tuple[dict[int, Score], dict[int, set[str]]]:
     with _stage(report, "export"):
         records = engine.export(
-            (i, data.owner[i], *data.keys[i], data.features[i].as_json(),
+            (i, data.owner[i], *data.keys[i], data.features(i).as_json(),
              changed is None or data.owner[i] in changed)
-            for i in range(len(data.features))
+            for i in range(len(data.owner))
         )  # fmt: skip
     with _stage(report, "block"):
         report.blocks, generic = engine.block(records, cap)
@@ -347,7 +383,7 @@ def _score_on_spark(
     with _stage(report, "score"):
         report.pairs_scored, pairs = engine.score(records, cap, generic, scorer, floor)
         report.candidate_pairs = report.pairs_scored
-        n = len(data.features)
+        n = len(data.owner)
         best: dict[int, Score] = {}
         exact: dict[int, set[str]] = {}
         for pair in pairs:
@@ -368,9 +404,12 @@ def _stage(report: DedupeReport, name: str) -> Iterator[None]:
 
 
 def _read(
-    registry: Registry, tick: Progress
+    registry: Registry, tick: Progress, known_given: frozenset[str]
 ) -> tuple[_Registry, set[tuple[UUID, UUID]], set[tuple[UUID, UUID]]]:
     data = _Registry()
+    fields: dict[str, list[Any]] = {name: [] for name in FIELDS}
+    appenders = [(name, fields[name].append) for name in FIELDS if name != "source"]
+    source_of = fields["source"].append
     with registry.database.uow() as uow:
         repo = uow.registry
         last: UUID | None = None
@@ -378,97 +417,106 @@ def _read(
             if person_id != last:
                 data.ids.append(person_id)
                 data.updated.append(updated_at)
-                data.start.append(len(data.features))
+                data.start.append(len(data.owner))
                 last = person_id
             data.owner.append(len(data.ids) - 1)
             data.keys.append((source, source_id))
-            data.features.append(MatchFeatures.from_json(features))
-            if len(data.features) % 100_000 == 0:
-                tick("read", len(data.features), 0)
+            source_of(features["source"])
+            for name, append in appenders:
+                append(features.get(name) or None)
+            if len(data.owner) % 100_000 == 0:
+                tick("read", len(data.owner), 0)
         distinct = repo.not_a_match_pairs()
         open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
+    for name in ("given_keys", "emails", "phones"):
+        fields[name] = [v or () for v in fields[name]]
+    data.set_columns(FeatureColumns.from_values(known_given, **fields))
     return data, distinct, open_pairs
 
 
-def _blocks(
-    data: _Registry, cap: int, changed: set[int] | None
-) -> tuple[list[tuple[Key, list[int]]], set[Key]]:
-    """Blocks worth scoring (two persons or more, at most `cap`), exact keys first, and the
-    generic keys. With `changed` (persons changed since the last run), only blocks holding
-    one of them."""
-    by_key: dict[Key, list[int]] = defaultdict(list)
-    data.candidate_keys = [candidate_keys(f) for f in data.features]
-    for i, keys in enumerate(data.candidate_keys):
-        for key in keys:
-            by_key[key].append(i)
-    kept: list[tuple[Key, list[int]]] = []
-    generic: set[Key] = set()
-    for key, members in by_key.items():
-        persons = {data.owner[i] for i in members}
-        if len(persons) < 2:
-            continue
-        if len(persons) > cap:
-            generic.add(key)
-            continue
-        if changed is not None and not persons & changed:
-            continue
-        kept.append((key, members))
-    kept.sort(key=lambda kb: block_order(kb[0]))
-    return kept, generic
+def _blocks(data: _Registry, cap: int, changed: set[int] | None) -> tuple[Blocks, set[Key]]:
+    """The candidate pairs of blocks of two to `cap` persons (with `changed`, the persons
+    changed since the last run, only pairs holding one of them), and the generic keys."""
+    assert data.columns is not None
+    keys = record_keys(data.columns)
+    owner = np.asarray(data.owner, dtype=np.int64)
+    touched = None
+    if changed is not None:
+        touched = np.zeros(len(data.ids), dtype=bool)
+        touched[list(changed)] = True
+        touched = touched[owner]
+    blocks = block(keys, owner, cap, touched)
+    return blocks, {keys.named(int(k)) for k in blocks.generic}
 
 
 def _strip_generic(data: _Registry, generic: set[Key]) -> None:
     if generic:
-        data.features = [without_generic(f, generic) for f in data.features]
+        assert data.columns is not None
+        data.set_columns(without_generic(data.columns, generic))
+
+
+# Pairs compared at once: bounds the arrays of one step.
+_PAIRS_PER_STEP = 200_000
 
 
 def _score(
     data: _Registry,
-    blocks: Sequence[tuple[Key, list[int]]],
+    blocks: Blocks,
     scorer: FellegiSunterScorer,
     thresholds: Thresholds,
-    generic: set[Key],
     report: DedupeReport,
     tick: Progress,
-    changed: set[int] | None = None,
     workers: int = 1,
 ) -> list[_Decided]:
-    """Each pair of records of two persons scored once, and decided when it is worth a
-    decision (at least the review threshold, or the two share an exact key). Blocks are
-    scored by the same pure function the Spark engine runs (flow/pairs.py), `workers`
-    processes each taking every `workers`-th block; a pair belongs to one block, so their
-    results never overlap."""
-    n = len(data.features)
-    member = [
-        BlockMember(
-            i, data.owner[i], data.keys[i], data.candidate_keys[i], data.features[i],
-            changed is None or data.owner[i] in changed,
-        )
-        for i in range(n)
-    ]  # fmt: skip
+    """Every candidate pair compared column by column (flow/compare_many.py) and those
+    worth a decision (at least the review threshold, or an exact key shared) scored by the
+    one formula and decided; `workers` processes take a share of the pairs each."""
+    columns = data.columns
+    assert columns is not None
+    n = len(data.owner)
+    # Each pair is compared one way, by its records' (source, source_id): decisions then
+    # depend on neither person ids, which a merge changes, nor the engine.
+    rank = np.empty(n, dtype=np.int64)
+    rank[sorted(range(n), key=data.keys.__getitem__)] = np.arange(n)
+    first, second, exact = blocks.first, blocks.second, blocks.exact
+    flip = rank[first] > rank[second]
+    left, right = np.where(flip, second, first), np.where(flip, first, second)
+    weights = ComparisonWeights(scorer, columns)
+    floor = thresholds.review
+    total = len(first)
+    share = -(-total // workers) if total else 0
 
-    def part(k: int) -> tuple[list[_Decided], int]:
+    def part(k: int) -> list[_Decided]:
         best: dict[int, Score] = {}
-        exact: dict[int, set[str]] = {}
-        scored = 0
-        mine = blocks[k::workers]
-        for done, (key, members) in enumerate(mine, 1):
-            block = [member[i] for i in members]
-            for pair in score_block_pairs(key, block, scorer, generic):
-                scored += 1
-                keep(best, exact, n, pair, thresholds.review)
-            if k == 0 and done % 5_000 == 0:
-                tick("score", min(done * workers, len(blocks)), len(blocks))
-        return _decide_pairs(data, best, exact, thresholds), scored
+        kinds: dict[int, set[str]] = {}
+        for start in range(k * share, min((k + 1) * share, total), _PAIRS_PER_STEP):
+            end = min(start + _PAIRS_PER_STEP, (k + 1) * share, total)
+            a, b = left[start:end], right[start:end]
+            levels = compare_pairs(columns, a, b)
+            # A margin below the floor: the confidence taken is the one formula's.
+            worth = (weights.confidences(levels) >= floor - 1e-9) | (exact[start:end] > 0)
+            chosen = np.flatnonzero(worth)
+            similarities = name_similarities(columns, a[chosen], b[chosen])
+            for at, similarity in zip(chosen.tolist(), similarities.tolist(), strict=True):
+                comparisons = comparisons_of(columns, levels, at, similarity)
+                score = scorer.score_comparisons(comparisons, comparisons[0].similarity or 0.0)
+                shared = exact_kinds(int(exact[start + at]))
+                if score.confidence >= floor or shared:
+                    code = int(first[start + at]) * n + int(second[start + at])
+                    best[code] = score
+                    if shared:
+                        kinds[code] = set(shared)
+            if k == 0:
+                tick("score", min(end * workers, total), total)
+        return _decide_pairs(data, best, kinds, thresholds)
 
     decided: list[_Decided] = []
     results, children_peak = forked(part, workers)
-    for part_decided, scored in results:
+    for part_decided in results:
         decided += part_decided
-        report.candidate_pairs += scored
-        report.pairs_scored += scored
+    report.candidate_pairs = report.pairs_scored = total
     report.workers_peak_rss_mib = max(report.workers_peak_rss_mib, children_peak)
-    tick("score", len(blocks), len(blocks))
+    tick("score", total, total)
     return decided
 
 
@@ -487,7 +535,7 @@ def _decide_pairs(
     one-record person: decided per record pair, a merge made by an earlier (killed) run
     changes no decision of the next one (records do not change, persons do)."""
     out: list[_Decided] = []
-    n = len(data.features)
+    n = len(data.owner)
     for code, score in best.items():
         i, j = divmod(code, n)
         a, b = sorted((data.owner[i], data.owner[j]))
