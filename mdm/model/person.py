@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from mdm.model.record import MatchFeatures
@@ -58,6 +58,20 @@ class LinkedRecord:
     @property
     def effective_updated_at(self) -> datetime:
         return self.source_updated_at or self.received_at
+
+
+class RecordValues(NamedTuple):
+    """What a merge reads of a record: the values its person's golden record is built
+    from (`updated_at`: the source's time, else the registry's receipt time) and its
+    features (its person's keys)."""
+
+    id: UUID
+    source: str
+    source_id: str
+    version: int
+    attributes: dict[str, Any]
+    updated_at: datetime
+    features: MatchFeatures
 
 
 @dataclass(slots=True)

@@ -22,12 +22,10 @@ import gc
 import multiprocessing
 import resource
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
-from functools import partial
+from datetime import datetime
 from itertools import combinations
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,11 +48,9 @@ from mdm.flow.compare_many import (
 from mdm.flow.decide import Candidate, Outcome, Thresholds, decide
 from mdm.flow.pairs import ScoredPair
 from mdm.flow.score import FellegiSunterScorer, Score
-from mdm.model.ids import new_id
-from mdm.model.person import ReviewItem
 from mdm.model.record import MatchFeatures
 from mdm.services.context import Registry
-from mdm.services.retry import run_with_retries
+from mdm.services.dedupe_write import Proposal, write
 
 if TYPE_CHECKING:  # pragma: no cover
     from mdm.services.spark_engine import SparkEngine, SparkOptions
@@ -329,35 +325,14 @@ def _dedupe(
         return report
     _collect_for_writes()
     with _stage(report, "write"):
-        total = len(merges) + len(fresh)
-        done = 0
-        parts = [merges[start : start + chunk] for start in range(0, len(merges), chunk)]
-        # Clusters are disjoint, so their chunks commit in any order. SQLite has one
-        # writer at a time: threads would only queue for it.
-        writers = workers if registry.database.engine.dialect.name == "postgresql" else 1
-        with ThreadPoolExecutor(max_workers=writers) as pool:
-            futures = {
-                pool.submit(
-                    run_with_retries,
-                    partial(_merge, registry, [[data.ids[m] for m in ms] for ms in part]),
-                ): len(part)
-                for part in parts
-            }
-            try:
-                for future in as_completed(futures):
-                    report.merges += future.result()
-                    done += futures[future]
-                    tick("write", done, total)
-            except BaseException:
-                # What is committed stays (a rerun goes on from it); the rest is not begun.
-                pool.shutdown(cancel_futures=True)
-                raise
-        opened: set[tuple[UUID, UUID]] = set()  # proposals that met at one pair once merged
-        for start in range(0, len(fresh), chunk):
-            batch = fresh[start : start + chunk]
-            report.review_items += run_with_retries(partial(_review, registry, data, batch, opened))
-            done += len(batch)
-            tick("write", done, total)
+        report.merges, report.review_items = write(
+            registry,
+            [[data.ids[m] for m in members] for members in merges],
+            [Proposal(data.ids[p.a], data.ids[p.b], p.score, p.rule, p.reasons) for p in fresh],
+            chunk=chunk,
+            workers=workers,
+            tick=tick,
+        )
     return report
 
 
@@ -615,74 +590,3 @@ def keep(
 
 def _rank(outcome: Outcome, score: Score) -> tuple[int, float]:
     return (outcome == Outcome.LINK, score.confidence)
-
-
-def _merge(registry: Registry, groups: Sequence[Sequence[UUID]]) -> int:
-    """Merge each group into its longest-known person, in one transaction."""
-    now = datetime.now(UTC)
-    merged = 0
-    with registry.database.uow() as uow:
-        ws = registry.working_set(uow.registry, registry.scorer, now=now)
-        ws.load_persons(sorted({pid for group in groups for pid in group}))
-        for group in groups:
-            live = {p.id: p for pid in group if (p := ws.live(pid)) is not None}
-            if len(live) < 2:
-                continue  # merged meanwhile (online, or by a steward)
-            ordered = sorted(live.values(), key=ws.seniority)
-            survivor = ordered[0]
-            for other in ordered[1:]:
-                cause = {"rule": "nightly_dedupe", "persons": len(ordered)}
-                ws.merge(survivor, other, actor=ACTOR, correlation_id=None, cause=cause)
-                merged += 1
-        ws.flush(actor=ACTOR, correlation_id=None)
-        uow.commit()
-    return merged
-
-
-def _review(
-    registry: Registry,
-    data: _Registry,
-    part: Sequence[_Proposal],
-    pairs: set[tuple[UUID, UUID]],
-) -> int:
-    now = datetime.now(UTC)
-    opened = 0
-    done: set[tuple[UUID, UUID]] = set()
-    with registry.database.uow() as uow:
-        ws = registry.working_set(uow.registry, registry.scorer, now=now)
-        ws.load_persons(sorted({data.ids[p.a] for p in part} | {data.ids[p.b] for p in part}))
-        # A steward may have called a pair distinct since the run read the registry.
-        distinct = uow.registry.not_a_match_among(list(ws.persons))
-        for p in part:
-            a, b = ws.live(data.ids[p.a]), ws.live(data.ids[p.b])
-            if a is None or b is None or a.id == b.id:
-                continue
-            pair = _key(a.id, b.id)
-            if pair in pairs or pair in done or pair in distinct:
-                continue
-            done.add(pair)
-            first, second = sorted((a, b), key=ws.seniority)
-            item = ReviewItem(
-                id=new_id(),
-                kind="match",
-                status="open",
-                person_a=first.id,
-                person_b=second.id,
-                score=round(p.score.confidence, 6),
-                explanation={
-                    "rule": "nightly_dedupe",
-                    "decision": p.rule,
-                    "guards": list(p.reasons),
-                    "model": p.score.model,
-                    "comparisons": [c.as_json() for c in p.score.comparisons],
-                },
-                created_at=now,
-                source=None,
-            )
-            ws.reviews.append(item)
-            ws.review_event(ACTOR, None, item)
-            opened += 1
-        ws.flush(actor=ACTOR, correlation_id=None)
-        uow.commit()
-    pairs |= done  # only once committed: a retried chunk starts again from what was
-    return opened

@@ -526,10 +526,10 @@ class WorkingSet:
             if pid in self._new_persons:
                 self._event(
                     actor, correlation_id, "person.created", pid, None, golden,
-                    payload=_changes(golden, lineage, sorted(golden)),
+                    payload=published_changes(golden, lineage, sorted(golden)),
                 )  # fmt: skip
                 if golden.get("employee_id"):
-                    assigned = _changes(golden, lineage, ["employee_id"])
+                    assigned = published_changes(golden, lineage, ["employee_id"])
                     self._event(
                         actor, correlation_id, "person.employee_id_assigned", pid, None, None,
                         payload=assigned,
@@ -550,12 +550,13 @@ class WorkingSet:
                     pid,
                     {k: before.get(k) for k in changed},
                     {k: golden.get(k) for k in changed},
-                    payload=_changes(golden, lineage, changed),
+                    payload=published_changes(golden, lineage, changed),
                 )
             if golden.get("employee_id") and golden.get("employee_id") != before.get("employee_id"):
                 # The HRIS issued the id: the ATS and the CRM wait for it.
+                assigned = published_changes(golden, lineage, ["employee_id"])
                 self._event(actor, correlation_id, "person.employee_id_assigned", pid, None,
-                            None, payload=_changes(golden, lineage, ["employee_id"]))  # fmt: skip
+                            None, payload=assigned)  # fmt: skip
             if golden.get("status") == "hired" and before.get("status") != "hired":
                 self._event(actor, correlation_id, "person.hired", pid, None, None)
         for pid in self._new_persons:
@@ -739,7 +740,9 @@ class WorkingSet:
         self.outbox.append(OutboxEvent(new_id(), action, person_id, published, self.now))
 
 
-def _changes(golden: dict[str, Any], lineage: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+def published_changes(
+    golden: dict[str, Any], lineage: dict[str, Any], fields: list[str]
+) -> dict[str, Any]:
     """The new values of changed fields and the sources they came from: a subscriber is
     never sent back what it sent (no echo). Each subscription gets them redacted by its
     scopes; the store keeps national ids sealed."""

@@ -43,6 +43,7 @@ from mdm.model.person import (
     OutboxEvent,
     PersonState,
     PersonStatus,
+    RecordValues,
     ReviewItem,
 )
 from mdm.model.record import MatchFeatures
@@ -94,6 +95,20 @@ _PG_LOAD_PERSONS = (
     "SELECT id, status, version, created_at, updated_at, golden, merged_into, stewardship, "
     "data_key FROM persons WHERE id = ANY(%s::uuid[])"
 )
+_RECORD_VALUE_COLUMNS = [
+    records_t.c[n]
+    for n in ("person_id", "id", "source", "source_id", "version", "attributes", "features",
+              "source_updated_at", "received_at")
+]  # fmt: skip
+_LOAD_RECORD_VALUES = (
+    select(*_RECORD_VALUE_COLUMNS)
+    .where(records_t.c.person_id.in_(bindparam("ids", expanding=True)))
+    .order_by(records_t.c.person_id, records_t.c.source, records_t.c.source_id)
+)
+_PG_LOAD_RECORD_VALUES = pgsql.SQL(
+    "SELECT {} FROM source_records WHERE person_id = ANY(%s::uuid[]) "
+    "ORDER BY person_id, source, source_id"
+).format(pgsql.SQL(", ").join(pgsql.Identifier(c.name) for c in _RECORD_VALUE_COLUMNS))
 _PG_LOAD_RECORDS = pgsql.SQL(
     "SELECT {} FROM source_records WHERE person_id = ANY(%s::uuid[])"
 ).format(pgsql.SQL(", ").join(pgsql.Identifier(c.name) for c in _RECORD_COLUMNS))
@@ -436,6 +451,103 @@ class RegistryRepository:
         if any(p.status == PersonStatus.ACTIVE and not p.records for p in persons.values()):
             raise ConcurrentUpdate("a person was merged while it was read")
         return persons
+
+    def load_for_merge(
+        self, ids: Iterable[UUID]
+    ) -> tuple[dict[UUID, PersonState], dict[UUID, list[RecordValues]]]:
+        """Persons about to be merged (and those they were merged into), without records or
+        lineage, and what a merge reads of their records."""
+        wanted = set(ids)
+        persons: dict[UUID, PersonState] = {}
+        records: dict[UUID, list[RecordValues]] = defaultdict(list)
+        open_ = self.sealer.open
+        while wanted:
+            person_rows, record_rows = self._merge_rows(sorted(wanted))
+            for m in person_rows:
+                persons[m["id"]] = self._person(m)
+            for (
+                person_id,
+                rid,
+                source,
+                source_id,
+                version,
+                attributes,
+                features,
+                at,
+                received,
+            ) in record_rows:
+                records[person_id].append(
+                    RecordValues(rid, source, source_id, version,
+                                 open_("attributes", attributes) or {},
+                                 _utc(at) or received.astimezone(UTC),
+                                 MatchFeatures.from_json(features))
+                )  # fmt: skip
+            wanted = {
+                p.merged_into
+                for p in persons.values()
+                if p.merged_into is not None and p.merged_into not in persons
+            }
+        if any(p.status == PersonStatus.ACTIVE and not records[p.id] for p in persons.values()):
+            raise ConcurrentUpdate("a person was merged while it was read")
+        return persons, dict(records)
+
+    def live_persons(self, ids: Iterable[UUID]) -> dict[UUID, PersonState]:
+        """The live person each id resolves to, following merges (without records, golden
+        record or stewardship); ids that resolve to none are left out."""
+        found: dict[UUID, PersonState] = {}
+        wanted = set(ids)
+        asked = set(wanted)
+        while wanted:
+            chunks = _chunks(sorted(wanted), _SQLITE_CHUNK)
+            if self.dialect == "postgresql":
+                conn = driver_connection(self.conn)
+                with conn.cursor(row_factory=dict_row) as cursor:
+                    cursor.execute(_PG_LOAD_CANDIDATE_PERSONS, [sorted(wanted)])
+                    rows = cursor.fetchall()
+            else:
+                rows = [
+                    dict(r._mapping)
+                    for chunk in chunks
+                    for r in self.conn.execute(_LOAD_CANDIDATE_PERSONS, {"ids": chunk})
+                ]
+            for m in rows:
+                found[m["id"]] = _person_from(m)
+            wanted = {
+                p.merged_into
+                for p in found.values()
+                if p.merged_into is not None and p.merged_into not in found
+            }
+        out = {}
+        for pid in asked:
+            person, seen = found.get(pid), set()
+            while person is not None and person.status == PersonStatus.MERGED:
+                if person.id in seen or person.merged_into is None:
+                    person = None
+                    break
+                seen.add(person.id)
+                person = found.get(person.merged_into)
+            if person is not None and person.status == PersonStatus.ACTIVE:
+                out[pid] = person
+        return out
+
+    def _merge_rows(self, ids: list[UUID]) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+        if self.dialect == "postgresql":
+            conn = driver_connection(self.conn)
+            with conn.cursor(row_factory=dict_row) as persons, conn.cursor() as records:
+                with conn.pipeline():
+                    persons.execute(_PG_LOAD_PERSONS, [ids])
+                    records.execute(_PG_LOAD_RECORD_VALUES, [ids])
+                return persons.fetchall(), records.fetchall()
+        person_rows: list[dict[str, Any]] = []
+        record_rows: list[tuple[Any, ...]] = []
+        for chunk in _chunks(ids, _SQLITE_CHUNK):
+            person_rows.extend(
+                dict(r._mapping) for r in self.conn.execute(_LOAD_PERSONS, {"ids": chunk})
+            )
+            record_rows.extend(
+                tuple(r) for r in self.conn.execute(_LOAD_RECORD_VALUES, {"ids": chunk})
+            )
+        return person_rows, record_rows
 
     def _person_rows(
         self, ids: list[UUID], candidates: bool = False
