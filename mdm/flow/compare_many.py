@@ -11,11 +11,11 @@ fed with the levels found here; the tests hold both paths equal, level for level
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Container, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from rapidfuzz import process
@@ -205,6 +205,31 @@ class FeatureColumns:
 # The fields of `MatchFeatures` that comparing reads, as `from_values` takes them.
 FIELDS = ("source", "given", "family", "given_keys", "emails", "phones", "birth_date",
           "national_id_index", "employee_id")  # fmt: skip
+_SETS = ("given_keys", "emails", "phones")
+
+
+class FeatureLists:
+    """Records' features gathered field by field from their stored form
+    (`MatchFeatures.as_json`), one record at a time, then made columns."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[Any]] = {name: [] for name in FIELDS}
+        self._append = [(name, self.fields[name].append) for name in FIELDS]
+
+    def append(self, document: Mapping[str, Any]) -> None:
+        for name, append in self._append:
+            append(document.get(name) or (() if name in _SETS else None))
+
+    def columns(self, known: Container[str]) -> FeatureColumns:
+        return FeatureColumns.from_values(known, **self.fields)
+
+
+def columns_of(documents: Iterable[Mapping[str, Any]], known: Container[str]) -> FeatureColumns:
+    """Columns of features in their stored form."""
+    lists = FeatureLists()
+    for document in documents:
+        lists.append(document)
+    return lists.columns(known)
 
 
 def _date_parts(value: str) -> list[str] | None:

@@ -10,14 +10,8 @@ replaces them behind the same `Scorer` seam.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
 from typing import Any, NamedTuple, Protocol
-
-import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler
 
 from mdm.flow.compare import Comparison, Similarity, compare, jaro_winkler
 from mdm.flow.normalise import KNOWN_GIVEN_NAMES
@@ -215,32 +209,3 @@ def _probability(log2_odds: float) -> float:
         return 0.0
     odds = 2.0**log2_odds
     return odds / (1 + odds)
-
-
-def score_block(
-    features: Sequence[MatchFeatures],
-    scorer: FellegiSunterScorer,
-    pairs: Iterable[tuple[int, int]] | None = None,
-) -> Iterator[tuple[int, int, Score]]:
-    """Score pairs of one block (every pair by default): the batch path.
-
-    The name similarities of the whole block come from one rapidfuzz `cdist` call, a
-    matrix over the block's distinct name strings; comparisons, levels and the formula are
-    the one-record path's own, so both give the same confidence for the same pair.
-    """
-    strings = sorted({s for f in features for s in _name_strings(f)})
-    index = {s: k for k, s in enumerate(strings)}
-    matrix = process.cdist(strings, strings, scorer=JaroWinkler.similarity, dtype=np.float64)
-
-    def jw(x: str, y: str) -> float:
-        return 1.0 if x == y else float(matrix[index[x], index[y]])
-
-    for i, j in pairs if pairs is not None else combinations(range(len(features)), 2):
-        yield i, j, scorer.score(features[i], features[j], jw)
-
-
-def _name_strings(f: MatchFeatures) -> Iterator[str]:
-    for name in (f.given, f.family):
-        if name:
-            yield name
-            yield name.split(" ")[0]

@@ -1,14 +1,16 @@
 """The nightly batch dedupe: the whole registry against itself, with the online path's
 blocking keys, scorer and decision policy (DESIGN: nightly -> `mdm dedupe`).
 
-read (every live person's records' match features, streamed) -> block (the online
-candidate keys; a key shared by more persons than the block cap is generic, and its
-emails and phones are not compared, as online) -> score (each record pair once, a block
-at a time through `score_block`; a person pair keeps its best record pair) -> decide
-(`decide` on that pair, exactly as an ingest would for a candidate) -> cluster (the
-auto-merge pairs' components, merged only when coherent; see flow/cluster.py) -> write
-(merges through the working set, as a steward's or a bridging merge: golden records,
-audit and outbox; review items for the review band), a chunk of clusters per transaction.
+read (every live person's records' match features, streamed into columns) -> block (the
+online candidate keys; a key shared by more persons than the block cap is generic, and
+its emails and phones are not compared, as online; flow/block_many.py) -> score (each
+record pair once, compared column by column, flow/compare_many.py; a pair worth a
+decision is scored by the one formula; a person pair keeps its best record pair) ->
+decide (`decide` on that pair, exactly as an ingest would for a candidate) -> cluster (the
+auto-merge pairs' components, merged only when coherent; flow/cluster_many.py) -> write
+(merges as a steward's or a bridging merge: golden records, audit and outbox; review
+items for the review band; services/dedupe_write.py), a chunk of clusters per
+transaction.
 
 Killed at any point and run again, it finishes where an uninterrupted run would: a
 cluster is merged whole in one transaction, the next run recomputes from what is there,
@@ -32,21 +34,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import numpy as np
+import orjson
 
 from mdm.flow.block import Key
 from mdm.flow.block_many import Blocks, block, exact_kinds, record_keys, without_generic
 from mdm.flow.cluster import components
 from mdm.flow.cluster_many import PersonRecords, incoherence_many, merge_conflicts_many
 from mdm.flow.compare_many import (
-    FIELDS,
     ComparisonWeights,
     FeatureColumns,
+    FeatureLists,
     compare_pairs,
     comparisons_of,
     name_similarities,
 )
 from mdm.flow.decide import Candidate, Outcome, Thresholds, decide
-from mdm.flow.pairs import ScoredPair
 from mdm.flow.score import FellegiSunterScorer, Score
 from mdm.model.record import MatchFeatures
 from mdm.services.context import Registry
@@ -114,6 +116,7 @@ class _Registry:
         self.keys: list[tuple[str, str]] = []  # (source, source id) of each record
         self.columns: FeatureColumns | None = None
         self._features: dict[int, MatchFeatures] = {}
+        self.documents: list[bytes] = []  # features as stored, for the Spark engine
 
     def features(self, i: int) -> MatchFeatures:
         found = self._features.get(i)
@@ -220,7 +223,9 @@ def _dedupe(
     cap = registry.settings.max_block_size
 
     with _stage(report, "read"):
-        data, distinct, open_pairs = _read(registry, tick, scorer.known_given)
+        data, distinct, open_pairs = _read(
+            registry, tick, scorer.known_given, documents=engine is not None
+        )
         report.persons, report.records = len(data.ids), len(data.owner)
 
     changed = {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
@@ -231,13 +236,13 @@ def _dedupe(
             _strip_generic(data, generic)
         with _stage(report, "score"):
             # The scoring processes decide each pair they keep, as they go.
-            decided = _score(data, blocks, scorer, thresholds, report, tick, workers)
-            del blocks
+            pairs = (blocks.first, blocks.second, blocks.exact)
+            decided, peak = _score(data, pairs, scorer, thresholds, tick, workers)
+            report.candidate_pairs = report.pairs_scored = len(blocks.first)
+            report.workers_peak_rss_mib = max(report.workers_peak_rss_mib, peak)
+            del blocks, pairs
     else:
-        best, exact = _score_on_spark(engine, data, cap, scorer, thresholds.review, report,
-                                      changed)  # fmt: skip
-        decided = _decide_pairs(data, best, exact, thresholds)
-        del best, exact
+        decided = _score_on_spark(engine, data, cap, scorer, thresholds, report, tick, changed)
 
     persons = PersonRecords(data.start, len(data.owner))
     with _stage(report, "decide"):
@@ -341,29 +346,30 @@ def _score_on_spark(
     data: _Registry,
     cap: int,
     scorer: FellegiSunterScorer,
-    floor: float,
+    thresholds: Thresholds,
     report: DedupeReport,
+    tick: Progress,
     changed: set[int] | None,
-) -> tuple[dict[int, Score], dict[int, set[str]]]:
+) -> list[_Decided]:
+    """Blocking, pair generation and the comparison of every pair on Spark; the pairs it
+    finds worth a decision are scored and decided here, as the in-process engine does."""
     with _stage(report, "export"):
+        rank = _ref_ranks(data)
         records = engine.export(
-            (i, data.owner[i], *data.keys[i], data.features(i).as_json(),
+            (i, data.owner[i], int(rank[i]), data.documents[i],
              changed is None or data.owner[i] in changed)
             for i in range(len(data.owner))
         )  # fmt: skip
+        data.documents = []
     with _stage(report, "block"):
         report.blocks, generic = engine.block(records, cap)
         report.generic_blocks = len(generic)
         _strip_generic(data, set(generic))
     with _stage(report, "score"):
-        report.pairs_scored, pairs = engine.score(records, cap, generic, scorer, floor)
+        report.pairs_scored, worth = engine.score(records, cap, generic, scorer, thresholds.review)
         report.candidate_pairs = report.pairs_scored
-        n = len(data.owner)
-        best: dict[int, Score] = {}
-        exact: dict[int, set[str]] = {}
-        for pair in pairs:
-            keep(best, exact, n, pair, floor)
-    return best, exact
+        decided, _ = _score(data, worth, scorer, thresholds, tick, worth_only=True)
+    return decided
 
 
 def _key(a: UUID, b: UUID) -> tuple[UUID, UUID]:
@@ -379,12 +385,14 @@ def _stage(report: DedupeReport, name: str) -> Iterator[None]:
 
 
 def _read(
-    registry: Registry, tick: Progress, known_given: frozenset[str]
+    registry: Registry, tick: Progress, known_given: frozenset[str], documents: bool = False
 ) -> tuple[_Registry, set[tuple[UUID, UUID]], set[tuple[UUID, UUID]]]:
+    """The registry's live persons and their records' features, as columns; with
+    `documents`, each record's features as stored too (JSON, for another engine)."""
     data = _Registry()
-    fields: dict[str, list[Any]] = {name: [] for name in FIELDS}
-    appenders = [(name, fields[name].append) for name in FIELDS if name != "source"]
-    source_of = fields["source"].append
+    lists = FeatureLists()
+    add = lists.append
+    kept = data.documents.append if documents else None
     with registry.database.uow() as uow:
         repo = uow.registry
         last: UUID | None = None
@@ -396,17 +404,25 @@ def _read(
                 last = person_id
             data.owner.append(len(data.ids) - 1)
             data.keys.append((source, source_id))
-            source_of(features["source"])
-            for name, append in appenders:
-                append(features.get(name) or None)
+            add(features)
+            if kept is not None:
+                kept(orjson.dumps(features))
             if len(data.owner) % 100_000 == 0:
                 tick("read", len(data.owner), 0)
         distinct = repo.not_a_match_pairs()
         open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
-    for name in ("given_keys", "emails", "phones"):
-        fields[name] = [v or () for v in fields[name]]
-    data.set_columns(FeatureColumns.from_values(known_given, **fields))
+    data.set_columns(lists.columns(known_given))
     return data, distinct, open_pairs
+
+
+def _ref_ranks(data: _Registry) -> np.ndarray:
+    """Each record's place in (source, source_id) order: each pair is compared one way,
+    from the record first in that order, so that decisions depend on neither person ids,
+    which a merge changes, nor the engine."""
+    n = len(data.owner)
+    rank = np.empty(n, dtype=np.int64)
+    rank[sorted(range(n), key=data.keys.__getitem__)] = np.arange(n)
+    return rank
 
 
 def _blocks(data: _Registry, cap: int, changed: set[int] | None) -> tuple[Blocks, set[Key]]:
@@ -436,24 +452,25 @@ _PAIRS_PER_STEP = 200_000
 
 def _score(
     data: _Registry,
-    blocks: Blocks,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
     scorer: FellegiSunterScorer,
     thresholds: Thresholds,
-    report: DedupeReport,
     tick: Progress,
     workers: int = 1,
-) -> list[_Decided]:
-    """Every candidate pair compared column by column (flow/compare_many.py) and those
-    worth a decision (at least the review threshold, or an exact key shared) scored by the
-    one formula and decided; `workers` processes take a share of the pairs each."""
+    *,
+    worth_only: bool = False,
+) -> tuple[list[_Decided], float]:
+    """Candidate pairs (first, second, exact kinds' bits) compared column by column
+    (flow/compare_many.py), and those worth a decision (at least the review threshold, or
+    an exact key shared) scored by the one formula and decided; `workers` processes take a
+    share of the pairs each. `worth_only`: the pairs were found worth a decision already
+    (by another engine, with the same comparisons). Also the scoring processes' peak
+    resident memory."""
     columns = data.columns
     assert columns is not None
     n = len(data.owner)
-    # Each pair is compared one way, by its records' (source, source_id): decisions then
-    # depend on neither person ids, which a merge changes, nor the engine.
-    rank = np.empty(n, dtype=np.int64)
-    rank[sorted(range(n), key=data.keys.__getitem__)] = np.arange(n)
-    first, second, exact = blocks.first, blocks.second, blocks.exact
+    first, second, exact = pairs
+    rank = _ref_ranks(data)
     flip = rank[first] > rank[second]
     left, right = np.where(flip, second, first), np.where(flip, first, second)
     weights = ComparisonWeights(scorer, columns)
@@ -468,9 +485,12 @@ def _score(
             end = min(start + _PAIRS_PER_STEP, (k + 1) * share, total)
             a, b = left[start:end], right[start:end]
             levels = compare_pairs(columns, a, b)
-            # A margin below the floor: the confidence taken is the one formula's.
-            worth = (weights.confidences(levels) >= floor - 1e-9) | (exact[start:end] > 0)
-            chosen = np.flatnonzero(worth)
+            if worth_only:
+                chosen = np.arange(end - start)
+            else:
+                # A margin below the floor: the confidence taken is the one formula's.
+                worth = (weights.confidences(levels) >= floor - 1e-9) | (exact[start:end] > 0)
+                chosen = np.flatnonzero(worth)
             similarities = name_similarities(columns, a[chosen], b[chosen])
             for at, similarity in zip(chosen.tolist(), similarities.tolist(), strict=True):
                 comparisons = comparisons_of(columns, levels, at, similarity)
@@ -489,10 +509,8 @@ def _score(
     results, children_peak = forked(part, workers)
     for part_decided in results:
         decided += part_decided
-    report.candidate_pairs = report.pairs_scored = total
-    report.workers_peak_rss_mib = max(report.workers_peak_rss_mib, children_peak)
     tick("score", total, total)
-    return decided
+    return decided, children_peak
 
 
 # A record pair worth a decision (its code `i * records + j`), the policy's outcome, and
@@ -575,17 +593,6 @@ def _child(work: Callable[[int], T], k: int, sender: Connection) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     sender.send((*result, peak))
     sender.close()
-
-
-def keep(
-    best: dict[int, Score], exact: dict[int, set[str]], n: int, pair: ScoredPair, floor: float
-) -> None:
-    """Keep a scored pair worth a decision."""
-    if pair.worth_deciding(floor):
-        code = pair.first * n + pair.second
-        best[code] = pair.score
-        if pair.exact:
-            exact[code] = set(pair.exact)
 
 
 def _rank(outcome: Outcome, score: Score) -> tuple[int, float]:

@@ -2,13 +2,16 @@
 --engine spark`), for registries past one machine.
 
 The registry stays in PostgreSQL. The run's records (their match features) are written to
-Parquet where Spark and this process both reach it; Spark derives the blocking keys,
-counts the persons behind each key and leaves out the generic ones (more persons than the
-block cap) before any record is shuffled to its blocks, so a household address or a
-placeholder cannot stall a stage; each block is scored by `score_block_pairs`, the pure
-function the in-process engine calls; the auto-merge graph's connected components are
-found by label propagation in DataFrames. Decisions, coherence checks and writes stay with
-the caller, through the same merge service as the in-process engine.
+Parquet where Spark and this process both reach it. On the executors, each batch of records
+is made columns (flow/compare_many.py) and filed under its blocking keys by the in-process
+engine's own code (flow/block_many.py); Spark counts the persons behind each key and leaves
+out the generic ones (more persons than the block cap) before any record is shuffled to its
+blocks, so a household address or a placeholder cannot stall a stage. The pairs of each
+block are formed by a join, each pair once however many blocks it shares; each batch of
+pairs is compared column by column by the in-process engine's comparison code, and only
+the pairs worth a decision come back. The auto-merge graph's connected components are found
+by label propagation in DataFrames. Decisions, coherence checks and writes stay with the
+caller, through the same merge service as the in-process engine.
 
 pyspark is an optional extra (`pip install .[spark]`); Java 17 or later must be on the
 PATH (or JAVA_HOME).
@@ -16,7 +19,6 @@ PATH (or JAVA_HOME).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -24,12 +26,15 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mdm.flow.block import Key, candidate_keys, without_generic
-from mdm.flow.pairs import BlockMember, ScoredPair, score_block_pairs
-from mdm.flow.score import FellegiSunterScorer, Score, ScoredComparison
-from mdm.model.record import MatchFeatures
+import numpy as np
+import orjson
+
+from mdm.flow.block import Key
+from mdm.flow.block_many import EXACT_BITS, record_keys, without_generic
+from mdm.flow.compare_many import ComparisonWeights, columns_of, compare_pairs
+from mdm.flow.score import FellegiSunterScorer
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -37,7 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Rows per Parquet row group when the records are exported.
 EXPORT_CHUNK = 100_000
-_PAIRS_SCHEMA = "first long, second long, keep boolean, exact string, score string"
+# Pairs (or records) per batch handed to the executors' Python: larger batches spread the
+# cost of building columns over more pairs.
+ARROW_BATCH = 50_000
+_WORTH_SCHEMA = "first long, second long, exact int"
 
 
 @dataclass
@@ -50,103 +58,52 @@ class SparkOptions:
     shuffle_partitions: int = 8
 
 
-def score_json(score: Score) -> str:
-    """A score as text that reads back to the same floats (JSON keeps a float's repr)."""
-    return json.dumps(
-        [score.confidence, score.name_similarity, score.model,
-         [[c.attribute, c.level, c.similarity, c.weight] for c in score.comparisons]]
-    )  # fmt: skip
-
-
-def score_from_json(text: str) -> Score:
-    confidence, name_similarity, model, comparisons = json.loads(text)
-    return Score(
-        confidence,
-        name_similarity,
-        tuple(ScoredComparison(a, level, sim, weight) for a, level, sim, weight in comparisons),
-        model,
-    )
-
-
-def _block_scorer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: float) -> Any:
-    """The function executors run over batches of blocks (a block: its key and its members'
-    rows): scored pairs out. Many blocks per batch, so a small block costs no more than its
-    pairs; a record's features are read once per batch however many blocks hold it."""
-
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        import pandas as pd
-
-        for blocks in batches:
-            read: dict[int, tuple[frozenset[Key], MatchFeatures]] = {}
-            first: list[int] = []
-            second: list[int] = []
-            keep: list[bool] = []
-            exact: list[str] = []
-            scores: list[str] = []
-            for kind, value, rows in zip(blocks["kind"], blocks["value"], blocks["members"],
-                                         strict=True):  # fmt: skip
-                members = []
-                for row in sorted(rows, key=lambda r: r["record"]):
-                    record = int(row["record"])
-                    if record not in read:
-                        features = MatchFeatures.from_json(json.loads(row["features"]))
-                        read[record] = (
-                            candidate_keys(features),
-                            without_generic(features, generic),
-                        )
-                    keys, features = read[record]
-                    members.append(
-                        BlockMember(record, int(row["person"]), (row["source"], row["source_id"]),
-                                    keys, features, bool(row["changed"]))
-                    )  # fmt: skip
-                for pair in score_block_pairs((kind, value), members, scorer, generic):
-                    first.append(pair.first)
-                    second.append(pair.second)
-                    worth = pair.worth_deciding(floor)
-                    keep.append(worth)
-                    exact.append(",".join(sorted(pair.exact)))
-                    # Only a pair the policy decides needs its comparisons back.
-                    scores.append(score_json(pair.score) if worth else "")
-            # Typed columns: a batch without pairs must still give Arrow its types.
-            yield pd.DataFrame(
-                {
-                    "first": pd.Series(first, dtype="int64"),
-                    "second": pd.Series(second, dtype="int64"),
-                    "keep": pd.Series(keep, dtype="bool"),
-                    "exact": pd.Series(exact, dtype="object"),
-                    "score": pd.Series(scores, dtype="object"),
-                }
-            )
-
-    return score
-
-
 def _keys_of(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """(record, person, kind, value, changed) for every candidate key of every record."""
     import pandas as pd
 
     for rows in batches:
-        out: dict[str, list[Any]] = {
-            "record": [], "person": [], "kind": [], "value": [], "changed": []
-        }  # fmt: skip
-        for record, person, text, changed in zip(
-            rows["record"], rows["person"], rows["features"], rows["changed"], strict=True
-        ):
-            for kind, value in candidate_keys(MatchFeatures.from_json(json.loads(text))):
-                out["record"].append(record)
-                out["person"].append(person)
-                out["kind"].append(kind)
-                out["value"].append(value)
-                out["changed"].append(bool(changed))
+        columns = columns_of((orjson.loads(t) for t in rows["features"]), frozenset())
+        keys = record_keys(columns)
+        named = [keys.named(k) for k in range(len(keys.codes))]
+        kinds = np.array([kind for kind, _ in named] or [""], dtype=object)
+        values = np.array([value for _, value in named] or [""], dtype=object)
+        # Typed columns: a batch without keys must still give Arrow its types.
         yield pd.DataFrame(
             {
-                "record": pd.Series(out["record"], dtype="int64"),
-                "person": pd.Series(out["person"], dtype="int64"),
-                "kind": pd.Series(out["kind"], dtype="object"),
-                "value": pd.Series(out["value"], dtype="object"),
-                "changed": pd.Series(out["changed"], dtype="bool"),
+                "record": pd.Series(rows["record"].to_numpy()[keys.record], dtype="int64"),
+                "person": pd.Series(rows["person"].to_numpy()[keys.record], dtype="int64"),
+                "kind": pd.Series(kinds[keys.key] if len(keys.key) else [], dtype="object"),
+                "value": pd.Series(values[keys.key] if len(keys.key) else [], dtype="object"),
+                "changed": pd.Series(rows["changed"].to_numpy()[keys.record], dtype="bool"),
             }
         )
+
+
+def _pair_comparer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: float) -> Any:
+    """The function executors run over batches of pairs, each with both records' features:
+    the pairs worth a decision out (at least the review threshold less a margin, or an
+    exact key shared), compared as the in-process engine compares them."""
+
+    def compare(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pairs in batches:
+            n = len(pairs)
+            documents = [orjson.loads(t) for t in pairs["first_features"]]
+            documents += [orjson.loads(t) for t in pairs["second_features"]]
+            columns = without_generic(columns_of(documents, scorer.known_given), generic)
+            # Each pair one way round, from the record first in (source, source_id) order.
+            at = np.arange(n)
+            flip = pairs["first_ref"].to_numpy() > pairs["second_ref"].to_numpy()
+            a, b = np.where(flip, at + n, at), np.where(flip, at, at + n)
+            confidences = ComparisonWeights(scorer, columns).confidences(
+                compare_pairs(columns, a, b)
+            )
+            worth = (confidences >= floor - 1e-9) | (pairs["exact"].to_numpy() > 0)
+            yield pairs.loc[worth, ["first", "second", "exact"]].astype(
+                {"first": "int64", "second": "int64", "exact": "int32"}
+            )
+
+    return compare
 
 
 class SparkEngine:
@@ -166,6 +123,7 @@ class SparkEngine:
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(options.shuffle_partitions))
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH))
         )
         for name, value in options.conf.items():
             builder = builder.config(name, value)
@@ -178,24 +136,22 @@ class SparkEngine:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- export -----------------------------------------------------------------------------
-    def export(
-        self,
-        rows: Iterable[tuple[int, int, str, str, dict[str, Any], bool]],
-    ) -> Path:
-        """Write (record, person, source, source_id, features, changed) rows to Parquet, a
-        row group at a time."""
+    def export(self, rows: Iterable[tuple[int, int, int, bytes, bool]]) -> Path:
+        """Write (record, person, ref, features, changed) rows to Parquet, a row group at
+        a time: `ref` is the record's place in (source, source_id) order, `features` its
+        match features as stored (JSON)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = self.workdir / "records.parquet"
         schema = pa.schema(
-            [("record", pa.int64()), ("person", pa.int64()), ("source", pa.string()),
-             ("source_id", pa.string()), ("features", pa.string()), ("changed", pa.bool_())]
+            [("record", pa.int64()), ("person", pa.int64()), ("ref", pa.int64()),
+             ("features", pa.string()), ("changed", pa.bool_())]
         )  # fmt: skip
         with pq.ParquetWriter(path, schema) as writer:
-            chunk: list[tuple[int, int, str, str, str, bool]] = []
-            for record, person, source, source_id, features, changed in rows:
-                chunk.append((record, person, source, source_id, json.dumps(features), changed))
+            chunk: list[tuple[int, int, int, str, bool]] = []
+            for record, person, ref, features, changed in rows:
+                chunk.append((record, person, ref, features.decode(), changed))
                 if len(chunk) == EXPORT_CHUNK:
                     writer.write_table(_table(chunk, schema))
                     chunk = []
@@ -234,40 +190,60 @@ class SparkEngine:
         generic: frozenset[Key],
         scorer: FellegiSunterScorer,
         floor: float,
-    ) -> tuple[int, list[ScoredPair]]:
-        """Score every block; the number of pairs scored and those worth a decision."""
+    ) -> tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every candidate pair compared: how many, and those worth a decision (first,
+        second, the bits of the exact kinds they share)."""
         from pyspark.sql import functions as F
 
         counts = self.spark.read.parquet(str(self.workdir / "key_counts.parquet"))
-        kept = _kept(counts, cap).select("kind", "value")
         # Generic keys are gone before the shuffle: only kept blocks' members move.
-        member = F.struct("record", "person", "source", "source_id", "features", "changed")
-        blocks = (
+        kept = _kept(counts, cap).select("kind", "value")
+        exact = F.lit(0)
+        for kind, bit in EXACT_BITS.items():
+            exact = F.when(F.col("kind") == kind, F.lit(bit)).otherwise(exact)
+        members = (
             self.spark.read.parquet(str(self.workdir / "keys.parquet"))
             .join(kept, ["kind", "value"])
-            .select("kind", "value", "record")
-            .join(self.spark.read.parquet(str(records)), "record")
-            .groupBy("kind", "value")
-            .agg(F.collect_list(member).alias("members"))
+            .select("kind", "value", "record", "person", "changed", exact.alias("bit"))
         )
-        scored = blocks.mapInPandas(
-            _block_scorer(scorer, generic, floor),
-            _PAIRS_SCHEMA,
-        )
-        out = str(self.workdir / "pairs.parquet")
-        scored.write.mode("overwrite").parquet(out)
-        pairs = self.spark.read.parquet(out)
-        total = pairs.count()
-        worth = [
-            ScoredPair(
-                int(r["first"]),
-                int(r["second"]),
-                score_from_json(r["score"]),
-                frozenset(r["exact"].split(",")) if r["exact"] else frozenset(),
+        x, y = members.alias("x"), members.alias("y")
+        # Each pair once, with the exact kinds of every block it is in.
+        pairs = (
+            x.join(y, ["kind", "value"])
+            .where(
+                (F.col("x.record") < F.col("y.record"))
+                & (F.col("x.person") != F.col("y.person"))
+                & (F.col("x.changed") | F.col("y.changed"))
             )
-            for r in pairs.where("keep").toLocalIterator()
+            .groupBy(F.col("x.record").alias("first"), F.col("y.record").alias("second"))
+            .agg(F.bit_or(F.col("x.bit")).alias("exact"))
+        )
+        pairs.write.mode("overwrite").parquet(str(self.workdir / "pairs.parquet"))
+        pairs = self.spark.read.parquet(str(self.workdir / "pairs.parquet"))
+        total = pairs.count()
+        frame = self.spark.read.parquet(str(records)).select("record", "ref", "features")
+        sides = [
+            frame.select(
+                F.col("record").alias(side),
+                F.col("ref").alias(f"{side}_ref"),
+                F.col("features").alias(f"{side}_features"),
+            )
+            for side in ("first", "second")
         ]
-        return total, worth
+        worth = (
+            pairs.join(sides[0], "first")
+            .join(sides[1], "second")
+            .mapInPandas(_pair_comparer(scorer, generic, floor), _WORTH_SCHEMA)
+        )
+        out = str(self.workdir / "worth.parquet")
+        worth.write.mode("overwrite").parquet(out)
+        found = cast("pd.DataFrame", self.spark.read.parquet(out).toPandas())
+        order = np.lexsort((found["second"].to_numpy(), found["first"].to_numpy()))
+        return total, (
+            found["first"].to_numpy(dtype=np.int64)[order],
+            found["second"].to_numpy(dtype=np.int64)[order],
+            found["exact"].to_numpy(dtype=np.uint8)[order],
+        )
 
     # -- cluster ----------------------------------------------------------------------------
     def components(self, edges: Sequence[tuple[int, int]]) -> list[list[int]]:

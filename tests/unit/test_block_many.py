@@ -14,9 +14,8 @@ from mdm.flow.block import EXACT_KINDS, Key, candidate_keys, without_generic
 from mdm.flow.block_many import block, exact_kinds, record_keys
 from mdm.flow.block_many import without_generic as columns_without_generic
 from mdm.flow.compare_many import FeatureColumns, compare_pairs
-from mdm.flow.pairs import BlockMember, score_block_pairs
 from mdm.flow.score import FellegiSunterScorer
-from tests.unit.test_block_scoring import _pool
+from tests.unit.pool import _pool
 from tests.unit.test_compare_many import features
 
 SCORER = FellegiSunterScorer()
@@ -35,25 +34,19 @@ def test_records_are_filed_under_their_candidate_keys(records: list) -> None:
 
 
 def _expected(pool, owner, changed, cap):  # type: ignore[no-untyped-def]
-    """The pairs and exact kinds of the one-block-at-a-time path (services/dedupe)."""
-    by_key: dict[Key, list[int]] = defaultdict(list)
+    """The pairs and exact kinds, the obvious way: records of two persons, one of them
+    changed, sharing a key held by two to `cap` persons."""
+    by_key: dict[Key, set[int]] = defaultdict(set)
     for i, f in enumerate(pool):
         for key in candidate_keys(f):
-            by_key[key].append(i)
-    generic = {k for k, ms in by_key.items() if len({owner[i] for i in ms}) > cap}
-    members = [
-        BlockMember(i, owner[i], ("crm", f"{i:05d}"), candidate_keys(f),
-                    without_generic(f, generic), changed[i])
-        for i, f in enumerate(pool)
-    ]  # fmt: skip
+            by_key[key].add(owner[i])
+    generic = {k for k, persons in by_key.items() if len(persons) > cap}
     found = {}
-    for key, ms in by_key.items():
-        persons = {owner[i] for i in ms}
-        if key in generic or len(persons) < 2 or not any(changed[i] for i in ms):
-            continue
-        for pair in score_block_pairs(key, [members[i] for i in ms], SCORER, generic):
-            assert (pair.first, pair.second) not in found
-            found[(pair.first, pair.second)] = pair.exact
+    for i, a in enumerate(pool):
+        for j in range(i + 1, len(pool)):
+            shared = (candidate_keys(a) & candidate_keys(pool[j])) - generic
+            if owner[i] != owner[j] and (changed[i] or changed[j]) and shared:
+                found[(i, j)] = frozenset(k[0] for k in shared if k[0] in EXACT_KINDS)
     return found, generic
 
 

@@ -14,7 +14,7 @@ from mdm.flow.cluster_many import PersonRecords, incoherence_many, merge_conflic
 from mdm.flow.compare_many import ComparisonWeights, FeatureColumns
 from mdm.flow.decide import Thresholds, merge_conflicts
 from mdm.model.record import MatchFeatures
-from tests.unit.test_block_scoring import SCORERS, _pool
+from tests.unit.pool import SCORERS, _pool
 
 
 def _persons(seed: int, start: int, size: int) -> tuple[list[MatchFeatures], list[int]]:

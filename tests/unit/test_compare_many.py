@@ -18,7 +18,7 @@ from mdm.flow.compare_many import (
 from mdm.flow.normalise import given_name_keys
 from mdm.flow.score import FellegiSunterScorer
 from mdm.model.record import MatchFeatures
-from tests.unit.test_block_scoring import SCORERS, _pool
+from tests.unit.pool import SCORERS, _pool
 
 # Names that reach every branch: nicknames, two known names a letter apart, typos,
 # initials, double surnames, a given name that is also a family name.
