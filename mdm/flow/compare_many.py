@@ -22,7 +22,13 @@ from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from mdm.flow.compare import NAME_LEVELS, TYPO, Comparison, _name_level, compare_birth_dates
-from mdm.flow.score import TF_BONUS_MAX, TF_PENALTY_MAX, FellegiSunterScorer, ModelParameters
+from mdm.flow.score import (
+    TF_BONUS_MAX,
+    TF_PENALTY_MAX,
+    FellegiSunterScorer,
+    ModelParameters,
+    Score,
+)
 from mdm.model.record import MatchFeatures
 
 # Levels of the other attributes, by code.
@@ -286,6 +292,17 @@ class PairComparisons(NamedTuple):
 def _intersect(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Row by row, whether two padded id matrices share an id."""
     out = np.zeros(len(x), dtype=bool)
+    if x.shape[1] * y.shape[1] > 16:
+        # Wide rows (a name that is a nickname of many): the present ids only, matched as
+        # (row, id) codes, rather than every column against every column.
+        rx, cx = np.nonzero(x >= 0)
+        ry, cy = np.nonzero(y >= 0)
+        if not len(rx) or not len(ry):
+            return out
+        width = int(max(x.max(), y.max())) + 1
+        found = np.isin(rx * width + x[rx, cx], ry * width + y[ry, cy])
+        out[rx[found]] = True
+        return out
     for i in range(x.shape[1]):
         column = x[:, i]
         present = column >= 0
@@ -415,8 +432,12 @@ def compare_pairs(columns: FeatureColumns, a: np.ndarray, b: np.ndarray) -> Pair
     given = np.full(n, G_NONE, dtype=np.int8)
     if has_given.any():
         ga, gb = a[has_given], b[has_given]
-        nickname = _intersect(c.given_keys[ga], c.given_keys[gb])
-        given[has_given] = _given_agreement(c, c.given_first[ga], c.given_first[gb], nickname)
+        x, y = c.given_first[ga], c.given_first[gb]
+        # Nicknames matter only between two different first names.
+        nickname = np.zeros(len(ga), dtype=bool)
+        other = x != y
+        nickname[other] = _intersect(c.given_keys[ga[other]], c.given_keys[gb[other]])
+        given[has_given] = _given_agreement(c, x, y, nickname)
     family = np.full(n, F_NONE, dtype=np.int8)
     if has_family.any():
         fa, fb = a[has_family], b[has_family]
@@ -490,7 +511,11 @@ def name_similarities(columns: FeatureColumns, a: np.ndarray, b: np.ndarray) -> 
     if has_given.any():
         ga, gb = a[has_given], b[has_given]
         x, y = c.given_first[ga], c.given_first[gb]
-        keys = _intersect(c.given_keys[ga], c.given_keys[gb])
+        # Shared keys matter only between two different first names, or an initial (the
+        # same longer name is 1.0 either way).
+        keys = np.zeros(len(ga), dtype=bool)
+        other = (x != y) | (c.name_length[x] == 1)
+        keys[other] = _intersect(c.given_keys[ga[other]], c.given_keys[gb[other]])
         initials = ((c.name_length[x] == 1) | (c.name_length[y] == 1)) & (
             c.name_initial[x] == c.name_initial[y]
         )
@@ -605,3 +630,37 @@ def comparisons_of(
         Comparison("national_id", SET_LEVELS[pairs.national_id[k]]),
         Comparison("employee_id", SET_LEVELS[pairs.employee_id[k]]),
     )
+
+
+# What a pair's confidence depends on, in PairComparisons: its levels and agreeing names.
+SCORE_KEY = ("name", "tf_given", "tf_family", "email", "phone", "birth_date", "national_id",
+             "employee_id")  # fmt: skip
+
+
+def score_keys(pairs: PairComparisons, chosen: np.ndarray) -> list[tuple[int, ...]]:
+    """The `SCORE_KEY` of each chosen pair."""
+    return list(zip(*(getattr(pairs, name)[chosen].tolist() for name in SCORE_KEY), strict=True))
+
+
+class PairScores:
+    """Scores of compared pairs by the one formula (`score_comparisons`), made once per
+    distinct key (`SCORE_KEY`): a pair's confidence depends on its levels and agreeing
+    names alone; its name similarity, which only explains, is its own."""
+
+    def __init__(self, scorer: FellegiSunterScorer, columns: FeatureColumns) -> None:
+        self.scorer, self.columns = scorer, columns
+        self._made: dict[tuple[int, ...], Score] = {}
+
+    def score(
+        self, key: tuple[int, ...], pairs: PairComparisons, k: int, similarity: float
+    ) -> Score:
+        made = self._made.get(key)
+        if made is None:
+            comparisons = comparisons_of(self.columns, pairs, k, similarity)
+            made = self.scorer.score_comparisons(comparisons, comparisons[0].similarity or 0.0)
+            self._made[key] = made
+            return made
+        rounded = round(similarity, 6)
+        name = made.comparisons[0]._replace(similarity=rounded)
+        return made._replace(name_similarity=rounded or 0.0,
+                             comparisons=(name, *made.comparisons[1:]))  # fmt: skip

@@ -44,9 +44,10 @@ from mdm.flow.compare_many import (
     ComparisonWeights,
     FeatureColumns,
     FeatureLists,
+    PairScores,
     compare_pairs,
-    comparisons_of,
     name_similarities,
+    score_keys,
 )
 from mdm.flow.decide import Candidate, Outcome, Thresholds, decide
 from mdm.flow.score import FellegiSunterScorer, Score
@@ -474,13 +475,15 @@ def _score(
     flip = rank[first] > rank[second]
     left, right = np.where(flip, second, first), np.where(flip, first, second)
     weights = ComparisonWeights(scorer, columns)
+    owner = data.owner
     floor = thresholds.review
     total = len(first)
     share = -(-total // workers) if total else 0
 
     def part(k: int) -> list[_Decided]:
-        best: dict[int, Score] = {}
-        kinds: dict[int, set[str]] = {}
+        scores = PairScores(scorer, columns)
+        verdicts: dict[tuple[tuple[int, ...], int], tuple[Outcome, str, tuple[str, ...]]] = {}
+        out: list[_Decided] = []
         for start in range(k * share, min((k + 1) * share, total), _PAIRS_PER_STEP):
             end = min(start + _PAIRS_PER_STEP, (k + 1) * share, total)
             a, b = left[start:end], right[start:end]
@@ -491,19 +494,34 @@ def _score(
                 # A margin below the floor: the confidence taken is the one formula's.
                 worth = (weights.confidences(levels) >= floor - 1e-9) | (exact[start:end] > 0)
                 chosen = np.flatnonzero(worth)
-            similarities = name_similarities(columns, a[chosen], b[chosen])
-            for at, similarity in zip(chosen.tolist(), similarities.tolist(), strict=True):
-                comparisons = comparisons_of(columns, levels, at, similarity)
-                score = scorer.score_comparisons(comparisons, comparisons[0].similarity or 0.0)
-                shared = exact_kinds(int(exact[start + at]))
-                if score.confidence >= floor or shared:
-                    code = int(first[start + at]) * n + int(second[start + at])
-                    best[code] = score
-                    if shared:
-                        kinds[code] = set(shared)
+            similarities = name_similarities(columns, a[chosen], b[chosen]).tolist()
+            keys = score_keys(levels, chosen)
+            shared = exact[start:end][chosen].tolist()
+            firsts = first[start:end][chosen].tolist()
+            seconds = second[start:end][chosen].tolist()
+            for at, key, similarity, bits, i, j in zip(
+                chosen.tolist(), keys, similarities, shared, firsts, seconds, strict=True
+            ):
+                score = scores.score(key, levels, at, similarity)
+                if score.confidence < floor and not bits:
+                    continue
+                verdict = verdicts.get((key, bits))
+                if verdict is None:
+                    # Decided as an ingest decides a record against a one-record person;
+                    # per record pair, so that a merge made by an earlier (killed) run
+                    # changes no decision of the next (records do not change, persons do).
+                    kinds = tuple(sorted(exact_kinds(bits)))
+                    decision = decide([Candidate(_NOBODY, score, kinds)], thresholds)
+                    verdict = (decision.outcome, decision.rule.value, decision.guards)
+                    verdicts[(key, bits)] = verdict
+                outcome, rule, guards = verdict
+                if outcome != Outcome.CREATE:
+                    p, q = owner[i], owner[j]
+                    proposal = _Proposal(min(p, q), max(p, q), score, rule, guards)
+                    out.append((i * n + j, outcome, proposal))
             if k == 0:
                 tick("score", min(end * workers, total), total)
-        return _decide_pairs(data, best, kinds, thresholds)
+        return out
 
     decided: list[_Decided] = []
     results, children_peak = forked(part, workers)
@@ -516,28 +534,8 @@ def _score(
 # A record pair worth a decision (its code `i * records + j`), the policy's outcome, and
 # what it proposes for the two persons.
 _Decided = tuple[int, Outcome, _Proposal]
-
-
-def _decide_pairs(
-    data: _Registry,
-    best: dict[int, Score],
-    exact: dict[int, set[str]],
-    thresholds: Thresholds,
-) -> list[_Decided]:
-    """Each record pair decided on its own, as an ingest decides a record against a
-    one-record person: decided per record pair, a merge made by an earlier (killed) run
-    changes no decision of the next one (records do not change, persons do)."""
-    out: list[_Decided] = []
-    n = len(data.owner)
-    for code, score in best.items():
-        i, j = divmod(code, n)
-        a, b = sorted((data.owner[i], data.owner[j]))
-        kinds = tuple(sorted(exact.get(code, ())))
-        decision = decide([Candidate(data.ids[b], score, kinds)], thresholds)
-        if decision.outcome != Outcome.CREATE:
-            proposal = _Proposal(a, b, score, decision.rule.value, decision.guards)
-            out.append((code, decision.outcome, proposal))
-    return out
+# The person a candidate names does not change the policy's outcome, rule or guards.
+_NOBODY = UUID(int=0)
 
 
 T = TypeVar("T")

@@ -11,6 +11,8 @@ from mdm.flow.compare import compare, name_similarity
 from mdm.flow.compare_many import (
     ComparisonWeights,
     FeatureColumns,
+    _intersect,
+    _padded,
     compare_pairs,
     comparisons_of,
     name_similarities,
@@ -99,3 +101,15 @@ def test_a_record_reads_back_from_the_columns(records: list[MatchFeatures]) -> N
     columns = FeatureColumns.of(records, frozenset())
     assert len(columns) == len(records)
     assert [columns.record(k) for k in range(len(records))] == records
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 30), max_size=9), min_size=1, max_size=20),
+    st.lists(st.lists(st.integers(0, 30), max_size=9), min_size=1, max_size=20),
+)
+def test_rows_share_an_id_however_wide(x: list[list[int]], y: list[list[int]]) -> None:
+    rows = min(len(x), len(y))
+    x, y = x[:rows], y[:rows]
+    found = _intersect(_padded(x), _padded(y))
+    assert found.tolist() == [bool(set(p) & set(q)) for p, q in zip(x, y, strict=True)]
