@@ -405,9 +405,9 @@ def _read(
                 last = person_id
             data.owner.append(len(data.ids) - 1)
             data.keys.append((source, source_id))
-            add(features)
+            add(orjson.loads(features))
             if kept is not None:
-                kept(orjson.dumps(features))
+                kept(features.encode())
             if len(data.owner) % 100_000 == 0:
                 tick("read", len(data.owner), 0)
         distinct = repo.not_a_match_pairs()
