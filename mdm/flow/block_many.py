@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mdm.flow.block import Key, sound
-from mdm.flow.compare_many import FeatureColumns
+from mdm.flow.columns import (
+    FeatureColumns,
+)
 
 KINDS = ("email", "nid", "emp", "phone", "nk", "dob")
 _KIND = {kind: code for code, kind in enumerate(KINDS)}

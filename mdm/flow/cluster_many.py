@@ -15,18 +15,22 @@ from itertools import combinations
 import numpy as np
 
 from mdm.flow.cluster import MAX_CLUSTER
+from mdm.flow.columns import (
+    FeatureColumns,
+)
 from mdm.flow.compare import NAME_LEVELS
 from mdm.flow.compare_many import (
     BIRTH_LEVELS,
     SET_LEVELS,
-    ComparisonWeights,
-    FeatureColumns,
     PairComparisons,
     compare_pairs,
     comparisons_of,
 )
 from mdm.flow.decide import DISAGREEING_NAMES, Thresholds
 from mdm.flow.score import FellegiSunterScorer
+from mdm.flow.score_many import (
+    ComparisonWeights,
+)
 
 # Conflict bits, in the order `merge_conflicts` names them once sorted.
 _GUARDS = (

@@ -1,35 +1,21 @@
 """Compare many record pairs at once: the batch dedupe's comparisons, column by column.
 
 `compare.py` defines every comparison of one pair. This module finds the same levels for
-millions of pairs with array operations: every value is interned to an integer (names in
-sorted order, so that comparing ids compares the strings), sets become padded rows of ids,
-and the name similarities come from rapidfuzz `cpdist` over the pairs' strings. A pair the
-policy decides gets its `Score` from the one formula, `FellegiSunterScorer.score_comparisons`,
-fed with the levels found here; the tests hold both paths equal, level for level.
+millions of pairs of records held as columns (flow/columns.py) with array operations:
+integer comparisons of interned values, and name similarities from rapidfuzz `cpdist` over
+the pairs' strings. The tests hold both paths equal, level for level.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
+from mdm.flow.columns import FeatureColumns
 from mdm.flow.compare import NAME_LEVELS, TYPO, Comparison, _name_level, compare_birth_dates
-from mdm.flow.score import (
-    TF_BONUS_MAX,
-    TF_PENALTY_MAX,
-    FellegiSunterScorer,
-    ModelParameters,
-    Score,
-)
-from mdm.model.record import MatchFeatures
 
 # Levels of the other attributes, by code.
 SET_LEVELS = ("missing", "exact", "differs")
@@ -48,228 +34,6 @@ _LEVEL_OF = np.array([[_NAME[_name_level(g, f)] for f in _FAMILY] for g in _GIVE
 _MISSING, _EXACT, _DIFFERS = 0, 1, 2
 _B_TRANSPOSED, _B_OFF_BY_ONE, _B_DIFFERS = 2, 3, 4
 _NICKNAME = _NAME["nickname"]
-
-
-def _padded(rows: Sequence[Sequence[int]]) -> np.ndarray:
-    """Rows of ids as a matrix padded with -1 (one column at least)."""
-    width = max((len(r) for r in rows), default=0) or 1
-    out = np.full((len(rows), width), -1, dtype=np.int32)
-    for k, row in enumerate(rows):
-        if row:
-            out[k, : len(row)] = row
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class FeatureColumns:
-    """The match features of many records as arrays, one row per record.
-
-    Names (full given and family names, their first words and every word) share one
-    vocabulary sorted like the strings; -1 stands for "none".
-    """
-
-    names: list[str]  # the vocabulary
-    # The other interned values by id, to name a blocking key again.
-    values: dict[str, list[str]]
-    given: np.ndarray
-    family: np.ndarray
-    given_first: np.ndarray
-    family_first: np.ndarray
-    given_words: np.ndarray  # padded rows
-    family_words: np.ndarray
-    given_keys: np.ndarray
-    emails: np.ndarray
-    phones: np.ndarray
-    birth: np.ndarray  # the date as an interned string
-    birth_parts: np.ndarray  # (year, month, day) ids of each part's string
-    birth_numbers: np.ndarray  # (year, month, day) as numbers
-    birth_odd: np.ndarray  # a date that is not three numbers: compared one pair at a time
-    national_id: np.ndarray
-    employee_id: np.ndarray
-    source: np.ndarray
-    # Per name id: its length, first character, whether it holds a space, and whether it
-    # is a known given name (`known` of `of`).
-    name_length: np.ndarray
-    name_initial: np.ndarray
-    name_spaced: np.ndarray
-    name_known: np.ndarray
-
-    @classmethod
-    def of(cls, features: Sequence[MatchFeatures], known: Container[str]) -> FeatureColumns:
-        return cls.from_values(
-            known,
-            **{name: list(map(attrgetter(name), features)) for name in FIELDS},
-        )
-
-    @classmethod
-    def from_values(
-        cls,
-        known: Container[str],
-        *,
-        source: list[str],
-        given: list[str | None],
-        family: list[str | None],
-        given_keys: list[Collection[str]],
-        emails: list[Collection[str]],
-        phones: list[Collection[str]],
-        birth_date: list[str | None],
-        national_id_index: list[str | None],
-        employee_id: list[str | None],
-    ) -> FeatureColumns:
-        """The columns of records given field by field (`FIELDS`, a list per field)."""
-        # Built with C-level loops (map, set, fancy indexing) over the records and Python
-        # loops over distinct values only.
-        n = len(source)
-        full = {v for v in chain(given, family) if v}
-        vocabulary = set(full).union(*(v.split(" ") for v in full), *given_keys)
-        names = sorted(vocabulary)
-        ids: dict[str | None, int] = {name: k for k, name in enumerate(names)}
-        ids[None], ids[""] = -1, -1
-        lookup = ids.__getitem__
-        # Per name id its first word and its words; row -1 (no name) reads "none".
-        first_of = np.fromiter((ids[s.split(" ")[0]] for s in names), np.int32, len(names))
-        first_of = np.append(first_of, -1).astype(np.int32)
-        words_of = _padded([[ids[w] for w in s.split(" ")] for s in names] + [[]])
-        given_ids = np.fromiter(map(lookup, given), np.int32, n)
-        family_ids = np.fromiter(map(lookup, family), np.int32, n)
-
-        birth, birth_values = _interned(birth_date)
-        parsed = [_date_parts(d) for d in birth_values]
-        part_ids: dict[str, int] = {}
-        date_parts = np.array(
-            [[part_ids.setdefault(x, len(part_ids)) for x in p] if p else [-1, -1, -1]
-             for p in parsed] + [[-1, -1, -1]], dtype=np.int32,
-        ).reshape(-1, 3)  # fmt: skip
-        date_numbers = np.array(
-            [[int(x) for x in p] if p else [0, 0, 0] for p in parsed] + [[0, 0, 0]],
-            dtype=np.int64,
-        ).reshape(-1, 3)
-        odd_dates = np.array([p is None for p in parsed] + [False], dtype=bool)
-        national_id, nid_values = _interned(national_id_index)
-        employee, emp_values = _interned(employee_id)
-        sources, source_values = _interned(source)
-        email_ids, email_values = _interned_sets(emails)
-        phone_ids, phone_values = _interned_sets(phones)
-        return cls(
-            names=names,
-            values={
-                "email": email_values,
-                "phone": phone_values,
-                "birth": birth_values,
-                "nid": nid_values,
-                "emp": emp_values,
-                "source": source_values,
-            },
-            given=given_ids,
-            family=family_ids,
-            given_first=first_of[given_ids],
-            family_first=first_of[family_ids],
-            given_words=words_of[given_ids],
-            family_words=words_of[family_ids],
-            given_keys=_padded_ids(given_keys, lookup),
-            emails=email_ids,
-            phones=phone_ids,
-            birth=birth,
-            birth_parts=date_parts[birth],
-            birth_numbers=date_numbers[birth],
-            birth_odd=odd_dates[birth],
-            national_id=national_id,
-            employee_id=employee,
-            source=sources,
-            name_length=np.array([len(s) for s in names], dtype=np.int32),
-            name_initial=np.array([ord(s[0]) if s else -1 for s in names], dtype=np.int32),
-            name_spaced=np.array([" " in s for s in names], dtype=bool),
-            name_known=np.array([s in known for s in names], dtype=bool),
-        )
-
-    def __len__(self) -> int:
-        return len(self.given)
-
-    def record(self, k: int) -> MatchFeatures:
-        """Record k's features as compared (what `compare.compare` would be given)."""
-        names, values = self.names, self.values
-
-        def name(i: int) -> str | None:
-            return names[i] if i >= 0 else None
-
-        def value(kind: str, i: int) -> str | None:
-            return values[kind][i] if i >= 0 else None
-
-        return MatchFeatures(
-            source=values["source"][self.source[k]],
-            given=name(self.given[k]),
-            family=name(self.family[k]),
-            given_keys=frozenset(names[i] for i in self.given_keys[k] if i >= 0),
-            emails=frozenset(values["email"][i] for i in self.emails[k] if i >= 0),
-            phones=frozenset(values["phone"][i] for i in self.phones[k] if i >= 0),
-            birth_date=value("birth", self.birth[k]),
-            national_id_index=value("nid", self.national_id[k]),
-            employee_id=value("emp", self.employee_id[k]),
-        )
-
-
-# The fields of `MatchFeatures` that comparing reads, as `from_values` takes them.
-FIELDS = ("source", "given", "family", "given_keys", "emails", "phones", "birth_date",
-          "national_id_index", "employee_id")  # fmt: skip
-_SETS = ("given_keys", "emails", "phones")
-
-
-class FeatureLists:
-    """Records' features gathered field by field from their stored form
-    (`MatchFeatures.as_json`), one record at a time, then made columns."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, list[Any]] = {name: [] for name in FIELDS}
-        self._append = [(name, self.fields[name].append) for name in FIELDS]
-
-    def append(self, document: Mapping[str, Any]) -> None:
-        for name, append in self._append:
-            append(document.get(name) or (() if name in _SETS else None))
-
-    def columns(self, known: Container[str]) -> FeatureColumns:
-        return FeatureColumns.from_values(known, **self.fields)
-
-
-def columns_of(documents: Iterable[Mapping[str, Any]], known: Container[str]) -> FeatureColumns:
-    """Columns of features in their stored form."""
-    lists = FeatureLists()
-    for document in documents:
-        lists.append(document)
-    return lists.columns(known)
-
-
-def _date_parts(value: str) -> list[str] | None:
-    """(year, month, day) of a date written as three numbers, else None."""
-    pieces = value.split("-")
-    if len(pieces) == 3 and all(p.isdigit() and p.isascii() for p in pieces):
-        return pieces
-    return None
-
-
-def _interned(values: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
-    """Ids of the values (-1 for none) and the distinct values by id."""
-    distinct = sorted({v for v in values if v})
-    ids: dict[str | None, int] = {v: k for k, v in enumerate(distinct)}
-    ids[None], ids[""] = -1, -1
-    return np.fromiter(map(ids.__getitem__, values), np.int32, len(values)), distinct
-
-
-def _padded_ids(sets: Sequence[Collection[str]], lookup: Callable[[str], int]) -> np.ndarray:
-    """Each record's set as a row of ids padded with -1."""
-    lengths = np.fromiter(map(len, sets), np.int64, len(sets))
-    flat = np.fromiter(map(lookup, chain.from_iterable(sets)), np.int32, int(lengths.sum()))
-    width = max(int(lengths.max(initial=0)), 1)
-    out = np.full((len(sets), width), -1, dtype=np.int32)
-    rows = np.repeat(np.arange(len(sets)), lengths)
-    columns = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out[rows, columns] = flat
-    return out
-
-
-def _interned_sets(sets: Sequence[Collection[str]]) -> tuple[np.ndarray, list[str]]:
-    distinct = sorted(set().union(*sets))
-    ids = {v: k for k, v in enumerate(distinct)}
-    return _padded_ids(sets, ids.__getitem__), distinct
 
 
 class PairComparisons(NamedTuple):
@@ -558,60 +322,6 @@ def name_similarities(columns: FeatureColumns, a: np.ndarray, b: np.ndarray) -> 
     return out
 
 
-class ComparisonWeights:
-    """A scorer's weights as arrays over level codes: the confidence of many pairs."""
-
-    def __init__(self, scorer: FellegiSunterScorer, columns: FeatureColumns) -> None:
-        tables = {
-            "name": NAME_LEVELS,
-            "email": SET_LEVELS,
-            "phone": SET_LEVELS,
-            "birth_date": BIRTH_LEVELS,
-            "national_id": SET_LEVELS,
-            "employee_id": SET_LEVELS,
-        }
-        self.levels = {
-            attribute: np.array(
-                [scorer.level_weight(attribute, level) for level in names], dtype=np.float64
-            )
-            for attribute, names in tables.items()
-        }
-        self.prior = scorer.prior_weight
-        parameters = scorer.parameters
-        # One more entry, 0.0, read for "no name" (-1).
-        self.tf = {
-            part: np.array(
-                [*(_tf_bits(parameters, part, name) for name in columns.names), 0.0],
-                dtype=np.float64,
-            )
-            for part in ("given", "family")
-        }
-
-    def confidences(self, pairs: PairComparisons) -> np.ndarray:
-        """The confidence of every pair (the scalar formula's, to a few ulps)."""
-        given, family = pairs.tf_given, pairs.tf_family
-        bits = self.tf["given"][given] + self.tf["family"][family]
-        adjust = np.where((given >= 0) | (family >= 0),
-                          np.clip(bits, -TF_PENALTY_MAX, TF_BONUS_MAX), 0.0)  # fmt: skip
-        total = self.prior + (self.levels["name"][pairs.name] + adjust)
-        for attribute in ATTRIBUTES[1:]:
-            total = total + self.levels[attribute][getattr(pairs, attribute)]
-        with np.errstate(over="ignore"):
-            odds = np.exp2(np.clip(total, -60.0, 60.0))
-        return np.where(total > 60, 1.0, np.where(total < -60, 0.0, odds / (1.0 + odds)))
-
-
-def _tf_bits(parameters: ModelParameters, part: str, name: str) -> float:
-    """FellegiSunterScorer.tf_adjustment's bits for one part's name."""
-    average = parameters.average_u.get(part)
-    if not name or not average:
-        return 0.0
-    share = parameters.term_frequencies.get(part, {}).get(name) or parameters.rare.get(
-        part, average
-    )
-    return math.log2(average / share)
-
-
 def comparisons_of(
     columns: FeatureColumns, pairs: PairComparisons, k: int, similarity: float
 ) -> tuple[Comparison, ...]:
@@ -630,37 +340,3 @@ def comparisons_of(
         Comparison("national_id", SET_LEVELS[pairs.national_id[k]]),
         Comparison("employee_id", SET_LEVELS[pairs.employee_id[k]]),
     )
-
-
-# What a pair's confidence depends on, in PairComparisons: its levels and agreeing names.
-SCORE_KEY = ("name", "tf_given", "tf_family", "email", "phone", "birth_date", "national_id",
-             "employee_id")  # fmt: skip
-
-
-def score_keys(pairs: PairComparisons, chosen: np.ndarray) -> list[tuple[int, ...]]:
-    """The `SCORE_KEY` of each chosen pair."""
-    return list(zip(*(getattr(pairs, name)[chosen].tolist() for name in SCORE_KEY), strict=True))
-
-
-class PairScores:
-    """Scores of compared pairs by the one formula (`score_comparisons`), made once per
-    distinct key (`SCORE_KEY`): a pair's confidence depends on its levels and agreeing
-    names alone; its name similarity, which only explains, is its own."""
-
-    def __init__(self, scorer: FellegiSunterScorer, columns: FeatureColumns) -> None:
-        self.scorer, self.columns = scorer, columns
-        self._made: dict[tuple[int, ...], Score] = {}
-
-    def score(
-        self, key: tuple[int, ...], pairs: PairComparisons, k: int, similarity: float
-    ) -> Score:
-        made = self._made.get(key)
-        if made is None:
-            comparisons = comparisons_of(self.columns, pairs, k, similarity)
-            made = self.scorer.score_comparisons(comparisons, comparisons[0].similarity or 0.0)
-            self._made[key] = made
-            return made
-        rounded = round(similarity, 6)
-        name = made.comparisons[0]._replace(similarity=rounded)
-        return made._replace(name_similarity=rounded or 0.0,
-                             comparisons=(name, *made.comparisons[1:]))  # fmt: skip

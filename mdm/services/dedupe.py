@@ -40,25 +40,27 @@ from mdm.flow.block import Key
 from mdm.flow.block_many import Blocks, block, exact_kinds, record_keys, without_generic
 from mdm.flow.cluster import components
 from mdm.flow.cluster_many import PersonRecords, incoherence_many, merge_conflicts_many
-from mdm.flow.compare_many import (
-    ComparisonWeights,
+from mdm.flow.columns import (
     FeatureColumns,
     FeatureLists,
-    PairScores,
+)
+from mdm.flow.compare_many import (
     compare_pairs,
     name_similarities,
-    score_keys,
 )
 from mdm.flow.decide import Candidate, Outcome, Thresholds, decide
 from mdm.flow.score import FellegiSunterScorer, Score
-from mdm.model.record import MatchFeatures
+from mdm.flow.score_many import (
+    ComparisonWeights,
+    PairScores,
+    score_keys,
+)
 from mdm.services.context import Registry
 from mdm.services.dedupe_write import Proposal, write
 
 if TYPE_CHECKING:  # pragma: no cover
     from mdm.services.spark_engine import SparkEngine, SparkOptions
 
-ACTOR = "dedupe"
 # (stage, done, total): progress for a bar or a log line.
 Progress = Callable[[str, int, int], None]
 
@@ -116,23 +118,7 @@ class _Registry:
         self.owner: list[int] = []  # person of each record
         self.keys: list[tuple[str, str]] = []  # (source, source id) of each record
         self.columns: FeatureColumns | None = None
-        self._features: dict[int, MatchFeatures] = {}
         self.documents: list[bytes] = []  # features as stored, for the Spark engine
-
-    def features(self, i: int) -> MatchFeatures:
-        found = self._features.get(i)
-        if found is None:
-            assert self.columns is not None
-            found = self._features[i] = self.columns.record(i)
-        return found
-
-    def records(self, p: int) -> list[MatchFeatures]:
-        end = self.start[p + 1] if p + 1 < len(self.start) else len(self.owner)
-        return [self.features(i) for i in range(self.start[p], end)]
-
-    def set_columns(self, columns: FeatureColumns) -> None:
-        self.columns = columns
-        self._features = {}
 
 
 def dedupe(
@@ -412,7 +398,7 @@ def _read(
                 tick("read", len(data.owner), 0)
         distinct = repo.not_a_match_pairs()
         open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
-    data.set_columns(lists.columns(known_given))
+    data.columns = lists.columns(known_given)
     return data, distinct, open_pairs
 
 
@@ -444,7 +430,7 @@ def _blocks(data: _Registry, cap: int, changed: set[int] | None) -> tuple[Blocks
 def _strip_generic(data: _Registry, generic: set[Key]) -> None:
     if generic:
         assert data.columns is not None
-        data.set_columns(without_generic(data.columns, generic))
+        data.columns = without_generic(data.columns, generic)
 
 
 # Pairs compared at once: bounds the arrays of one step.

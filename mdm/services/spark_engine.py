@@ -33,8 +33,16 @@ import orjson
 
 from mdm.flow.block import Key
 from mdm.flow.block_many import EXACT_BITS, record_keys, without_generic
-from mdm.flow.compare_many import ComparisonWeights, columns_of, compare_pairs
+from mdm.flow.columns import (
+    columns_of,
+)
+from mdm.flow.compare_many import (
+    compare_pairs,
+)
 from mdm.flow.score import FellegiSunterScorer
+from mdm.flow.score_many import (
+    ComparisonWeights,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from mdm.flow.block import EXACT_KINDS, Key, candidate_keys, without_generic
 from mdm.flow.block_many import block, exact_kinds, record_keys
 from mdm.flow.block_many import without_generic as columns_without_generic
-from mdm.flow.compare_many import FeatureColumns, compare_pairs
+from mdm.flow.columns import (
+    FeatureColumns,
+)
+from mdm.flow.compare_many import (
+    compare_pairs,
+)
 from mdm.flow.score import FellegiSunterScorer
 from tests.unit.pool import _pool
 from tests.unit.test_compare_many import features

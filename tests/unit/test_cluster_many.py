@@ -11,8 +11,13 @@ from hypothesis import strategies as st
 
 from mdm.flow.cluster import incoherence
 from mdm.flow.cluster_many import PersonRecords, incoherence_many, merge_conflicts_many
-from mdm.flow.compare_many import ComparisonWeights, FeatureColumns
+from mdm.flow.columns import (
+    FeatureColumns,
+)
 from mdm.flow.decide import Thresholds, merge_conflicts
+from mdm.flow.score_many import (
+    ComparisonWeights,
+)
 from mdm.model.record import MatchFeatures
 from tests.unit.pool import SCORERS, _pool
 

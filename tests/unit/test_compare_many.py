@@ -7,18 +7,22 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mdm.flow.columns import (
+    FeatureColumns,
+    _padded,
+)
 from mdm.flow.compare import compare, name_similarity
 from mdm.flow.compare_many import (
-    ComparisonWeights,
-    FeatureColumns,
     _intersect,
-    _padded,
     compare_pairs,
     comparisons_of,
     name_similarities,
 )
 from mdm.flow.normalise import given_name_keys
 from mdm.flow.score import FellegiSunterScorer
+from mdm.flow.score_many import (
+    ComparisonWeights,
+)
 from mdm.model.record import MatchFeatures
 from tests.unit.pool import SCORERS, _pool
 
