@@ -1,0 +1,83 @@
+"""The dedupe's writing processes: every chunk is written once, a process that fails
+stops the run, and a writing process never outlives a killed run."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from mdm.services import dedupe_write
+from mdm.services.context import Registry
+from mdm.services.dedupe_write import _die_with, write
+from tests.integration.test_merge_groups import _groups
+
+
+def test_processes_write_every_chunk_once(pg_registry: Registry) -> None:
+    groups = _groups(pg_registry)
+    ticks: list[int] = []
+    merged, _ = write(pg_registry, groups, [], chunk=3, workers=3,
+                      tick=lambda stage, done, total: ticks.append(done))  # fmt: skip
+    assert merged == sum(len(g) - 1 for g in groups)
+    assert ticks[-1] == len(groups) and ticks == sorted(ticks)
+    again, _ = write(pg_registry, groups, [], chunk=3, workers=3, tick=lambda *a: None)
+    assert again == 0
+
+
+def test_a_writing_process_that_fails_stops_the_run(
+    pg_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = _groups(pg_registry)
+    real = dedupe_write._merge
+
+    def merge(registry: Registry, part: Sequence[Sequence[UUID]]) -> int:
+        if groups[5] in part:
+            raise ValueError("a chunk that cannot be written")
+        return real(registry, part)
+
+    monkeypatch.setattr(dedupe_write, "_merge", merge)  # the forked processes inherit it
+    with pytest.raises(RuntimeError, match="ValueError: a chunk that cannot be written"):
+        write(pg_registry, groups, [], chunk=2, workers=2, tick=lambda *a: None)
+
+
+def _writer(sender: Connection, parent: int) -> None:
+    _die_with(parent)
+    sender.send(os.getpid())
+    time.sleep(600)
+
+
+def _run(sender: Connection) -> None:
+    context = multiprocessing.get_context("fork")
+    context.Process(target=_writer, args=(sender, os.getpid())).start()
+    time.sleep(600)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # dead, not yet reaped
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads /proc (Linux)")
+def test_a_writing_process_dies_with_the_run() -> None:
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    run = context.Process(target=_run, args=(sender,))
+    run.start()
+    writer = receiver.recv()
+    assert not _gone(writer)
+    os.kill(run.pid or 0, signal.SIGKILL)
+    run.join()
+    deadline = time.monotonic() + 10
+    while not _gone(writer) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _gone(writer)
