@@ -65,6 +65,15 @@ class RecordKeys:
         return kind, values[kind][payload]
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted. By sorting: numpy's hashing `unique` took four times
+    as long on millions of distinct integers."""
+    values = np.sort(values)
+    if not len(values):
+        return values
+    return values[np.r_[True, values[1:] != values[:-1]]]
+
+
 def record_keys(columns: FeatureColumns) -> RecordKeys:
     """Every record's candidate keys (`block.candidate_keys`)."""
     c = columns
@@ -108,7 +117,7 @@ def record_keys(columns: FeatureColumns) -> RecordKeys:
     code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
     distinct, key = np.unique(code, return_inverse=True)
     # A record may reach one key twice (a double surname's two words sounding alike).
-    rows = np.unique(record * max(len(distinct), 1) + key)
+    rows = _distinct(record * max(len(distinct), 1) + key)
     return RecordKeys(
         columns=columns,
         record=rows // max(len(distinct), 1),
@@ -141,7 +150,7 @@ def block(
     owner = np.asarray(owner, dtype=np.int64)
     key, record = keys.key, keys.record
     n_keys = len(keys.codes)
-    persons_of_key = np.unique(key * (int(owner.max(initial=0)) + 1) + owner[record])
+    persons_of_key = _distinct(key * (int(owner.max(initial=0)) + 1) + owner[record])
     persons = np.bincount(persons_of_key // (int(owner.max(initial=0)) + 1), minlength=n_keys)
     generic = np.flatnonzero(persons > cap)
     kept = (persons >= 2) & (persons <= cap)

@@ -39,6 +39,7 @@ class FeatureColumns:
     """
 
     names: list[str]  # the vocabulary
+    name_objects: np.ndarray  # the same, as an array to index with arrays of ids
     # The other interned values by id, to name a blocking key again.
     values: dict[str, list[str]]
     given: np.ndarray
@@ -122,6 +123,7 @@ class FeatureColumns:
         phone_ids, phone_values = _interned_sets(phones)
         return cls(
             names=names,
+            name_objects=np.array(names, dtype=object),
             values={
                 "email": email_values,
                 "phone": phone_values,

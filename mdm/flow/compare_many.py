@@ -64,8 +64,10 @@ def _intersect(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if not len(rx) or not len(ry):
             return out
         width = int(max(x.max(), y.max())) + 1
-        found = np.isin(rx * width + x[rx, cx], ry * width + y[ry, cy])
-        out[rx[found]] = True
+        pool = np.sort(ry * width + y[ry, cy])
+        wanted = rx * width + x[rx, cx]
+        at = np.minimum(np.searchsorted(pool, wanted), len(pool) - 1)
+        out[rx[pool[at] == wanted]] = True
         return out
     for i in range(x.shape[1]):
         column = x[:, i]
@@ -82,10 +84,10 @@ def _jw(columns: FeatureColumns, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     out = np.ones(len(x), dtype=np.float64)
     differ = x != y
     if differ.any():
-        names = columns.names
+        names = columns.name_objects
         out[differ] = process.cpdist(
-            [names[i] for i in x[differ]],
-            [names[i] for i in y[differ]],
+            names[x[differ]].tolist(),
+            names[y[differ]].tolist(),
             scorer=JaroWinkler.similarity,
             dtype=np.float64,
         )
@@ -93,11 +95,11 @@ def _jw(columns: FeatureColumns, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _within_one_edit(columns: FeatureColumns, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    names = columns.names
+    names = columns.name_objects
     if not len(x):
         return np.zeros(0, dtype=bool)
     distance = process.cpdist(
-        [names[i] for i in x], [names[i] for i in y], scorer=DamerauLevenshtein.distance
+        names[x].tolist(), names[y].tolist(), scorer=DamerauLevenshtein.distance
     )
     return np.asarray(distance) <= 1
 

@@ -84,28 +84,33 @@ def _tf_bits(parameters: ModelParameters, part: str, name: str) -> float:
     return math.log2(average / share)
 
 
-# What a pair's confidence depends on, in PairComparisons: its levels and agreeing names.
-SCORE_KEY = ("name", "tf_given", "tf_family", "email", "phone", "birth_date", "national_id",
-             "employee_id")  # fmt: skip
+# What a pair's confidence depends on, in PairComparisons: its levels; with the bits its
+# agreeing names add (ComparisonWeights.tf), the key of its score.
+SCORE_LEVELS = ("name", "email", "phone", "birth_date", "national_id", "employee_id")
+ScoreKey = tuple[float, ...]
 
 
-def score_keys(pairs: PairComparisons, chosen: np.ndarray) -> list[tuple[int, ...]]:
-    """The `SCORE_KEY` of each chosen pair."""
-    return list(zip(*(getattr(pairs, name)[chosen].tolist() for name in SCORE_KEY), strict=True))
+def score_keys(
+    pairs: PairComparisons, chosen: np.ndarray, weights: ComparisonWeights
+) -> list[ScoreKey]:
+    """The key of each chosen pair's score: its levels and the bits of its agreeing
+    names, given name and family name apart (summed and bounded as the one formula does)."""
+    parts = [getattr(pairs, name)[chosen].tolist() for name in SCORE_LEVELS]
+    parts.append(weights.tf["given"][pairs.tf_given[chosen]].tolist())
+    parts.append(weights.tf["family"][pairs.tf_family[chosen]].tolist())
+    return list(zip(*parts, strict=True))
 
 
 class PairScores:
     """Scores of compared pairs by the one formula (`score_comparisons`), made once per
-    distinct key (`SCORE_KEY`): a pair's confidence depends on its levels and agreeing
-    names alone; its name similarity, which only explains, is its own."""
+    distinct key (`score_keys`): a pair's confidence depends on its levels and the rarity
+    of its agreeing names alone; its name similarity, which only explains, is its own."""
 
     def __init__(self, scorer: FellegiSunterScorer, columns: FeatureColumns) -> None:
         self.scorer, self.columns = scorer, columns
-        self._made: dict[tuple[int, ...], Score] = {}
+        self._made: dict[ScoreKey, Score] = {}
 
-    def score(
-        self, key: tuple[int, ...], pairs: PairComparisons, k: int, similarity: float
-    ) -> Score:
+    def score(self, key: ScoreKey, pairs: PairComparisons, k: int, similarity: float) -> Score:
         made = self._made.get(key)
         if made is None:
             comparisons = comparisons_of(self.columns, pairs, k, similarity)

@@ -53,6 +53,7 @@ from mdm.flow.score import FellegiSunterScorer, Score
 from mdm.flow.score_many import (
     ComparisonWeights,
     PairScores,
+    ScoreKey,
     score_keys,
 )
 from mdm.services.context import Registry
@@ -468,7 +469,7 @@ def _score(
 
     def part(k: int) -> list[_Decided]:
         scores = PairScores(scorer, columns)
-        verdicts: dict[tuple[tuple[int, ...], int], tuple[Outcome, str, tuple[str, ...]]] = {}
+        verdicts: dict[tuple[ScoreKey, int], tuple[Outcome, str, tuple[str, ...]]] = {}
         out: list[_Decided] = []
         for start in range(k * share, min((k + 1) * share, total), _PAIRS_PER_STEP):
             end = min(start + _PAIRS_PER_STEP, (k + 1) * share, total)
@@ -481,7 +482,7 @@ def _score(
                 worth = (weights.confidences(levels) >= floor - 1e-9) | (exact[start:end] > 0)
                 chosen = np.flatnonzero(worth)
             similarities = name_similarities(columns, a[chosen], b[chosen]).tolist()
-            keys = score_keys(levels, chosen)
+            keys = score_keys(levels, chosen, weights)
             shared = exact[start:end][chosen].tolist()
             firsts = first[start:end][chosen].tolist()
             seconds = second[start:end][chosen].tolist()

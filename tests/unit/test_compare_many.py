@@ -22,6 +22,8 @@ from mdm.flow.normalise import given_name_keys
 from mdm.flow.score import FellegiSunterScorer
 from mdm.flow.score_many import (
     ComparisonWeights,
+    PairScores,
+    score_keys,
 )
 from mdm.model.record import MatchFeatures
 from tests.unit.pool import SCORERS, _pool
@@ -117,3 +119,27 @@ def test_rows_share_an_id_however_wide(x: list[list[int]], y: list[list[int]]) -
     x, y = x[:rows], y[:rows]
     found = _intersect(_padded(x), _padded(y))
     assert found.tolist() == [bool(set(p) & set(q)) for p, q in zip(x, y, strict=True)]
+
+
+def test_scores_made_once_per_key_are_each_pairs_own() -> None:
+    # Namesakes of common and rare names: the same levels, other term frequencies.
+    twins = [
+        MatchFeatures(source="crm", given=g, family=f, given_keys=given_name_keys(g),
+                      emails=frozenset({"x@y.io"}))
+        for g in ("maria", "xiomara")
+        for f in ("smith", "quintanilla")
+        for _ in range(2)
+    ]  # fmt: skip
+    pool = [*twins, *_pool()]
+    a = np.array([i for i in range(len(pool)) for j in range(i + 1, min(i + 6, len(pool)))])
+    b = np.array([j for i in range(len(pool)) for j in range(i + 1, min(i + 6, len(pool)))])
+    for scorer in SCORERS:
+        columns = FeatureColumns.of(pool, scorer.known_given)
+        pairs = compare_pairs(columns, a, b)
+        similarities = name_similarities(columns, a, b).tolist()
+        scores = PairScores(scorer, columns)
+        keys = score_keys(pairs, np.arange(len(a)), ComparisonWeights(scorer, columns))
+        assert len(set(keys)) < len(keys) / 4  # the point of it
+        for k, key in enumerate(keys):
+            found = scores.score(key, pairs, k, similarities[k])
+            assert found == scorer.score(pool[a[k]], pool[b[k]])
