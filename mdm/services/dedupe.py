@@ -120,6 +120,10 @@ class _Registry:
         self.keys: list[tuple[str, str]] = []  # (source, source id) of each record
         self.columns: FeatureColumns | None = None
         self.documents: list[bytes] = []  # features as stored, for the Spark engine
+        # Each record's place in (source, source_id) order: each pair is compared one way,
+        # from the record first in that order, so that decisions depend on neither person
+        # ids, which a merge changes, nor the engine.
+        self.places = np.zeros(0, dtype=np.int64)
 
 
 def dedupe(
@@ -342,7 +346,7 @@ def _score_on_spark(
     """Blocking, pair generation and the comparison of every pair on Spark; the pairs it
     finds worth a decision are scored and decided here, as the in-process engine does."""
     with _stage(report, "export"):
-        rank = _ref_ranks(data)
+        rank = data.places
         records = engine.export(
             (i, data.owner[i], int(rank[i]), data.documents[i],
              changed is None or data.owner[i] in changed)
@@ -381,10 +385,18 @@ def _read(
     lists = FeatureLists()
     add = lists.append
     kept = data.documents.append if documents else None
+    places: list[int] = []
     with registry.database.uow() as uow:
         repo = uow.registry
         last: UUID | None = None
-        for person_id, updated_at, source, source_id, features in repo.stream_match_features():
+        for (
+            person_id,
+            updated_at,
+            source,
+            source_id,
+            place,
+            features,
+        ) in repo.stream_match_features():
             if person_id != last:
                 data.ids.append(person_id)
                 data.updated.append(updated_at)
@@ -392,6 +404,7 @@ def _read(
                 last = person_id
             data.owner.append(len(data.ids) - 1)
             data.keys.append((source, source_id))
+            places.append(place)
             add(orjson.loads(features))
             if kept is not None:
                 kept(features.encode())
@@ -400,17 +413,8 @@ def _read(
         distinct = repo.not_a_match_pairs()
         open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
     data.columns = lists.columns(known_given)
+    data.places = np.array(places, dtype=np.int64)
     return data, distinct, open_pairs
-
-
-def _ref_ranks(data: _Registry) -> np.ndarray:
-    """Each record's place in (source, source_id) order: each pair is compared one way,
-    from the record first in that order, so that decisions depend on neither person ids,
-    which a merge changes, nor the engine."""
-    n = len(data.owner)
-    rank = np.empty(n, dtype=np.int64)
-    rank[sorted(range(n), key=data.keys.__getitem__)] = np.arange(n)
-    return rank
 
 
 def _blocks(data: _Registry, cap: int, changed: set[int] | None) -> tuple[Blocks, set[Key]]:
@@ -458,7 +462,7 @@ def _score(
     assert columns is not None
     n = len(data.owner)
     first, second, exact = pairs
-    rank = _ref_ranks(data)
+    rank = data.places
     flip = rank[first] > rank[second]
     left, right = np.where(flip, second, first), np.where(flip, first, second)
     weights = ComparisonWeights(scorer, columns)

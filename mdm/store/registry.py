@@ -189,8 +189,12 @@ _PG_SET_STEWARDSHIP = (
     "UPDATE persons AS p SET stewardship = q.s "
     "FROM json_to_recordset(%s::json) AS q(id uuid, s json) WHERE p.id = q.id"
 )
+# The place in (source, source_id) order of every live record by code point (COLLATE
+# "C" compares UTF-8 bytes), as Python orders strings, whatever the database's collation.
 _PG_STREAM_FEATURES = (
-    "SELECT r.person_id::text, p.updated_at, r.source, r.source_id, r.features::text "
+    "SELECT r.person_id::text, p.updated_at, r.source, r.source_id, "
+    '(row_number() OVER (ORDER BY r.source COLLATE "C", r.source_id COLLATE "C")) - 1, '
+    "r.features::text "
     "FROM source_records r JOIN persons p ON p.id = r.person_id "
     "WHERE p.status = 'active' ORDER BY r.person_id, r.source, r.source_id"
 )
@@ -981,20 +985,24 @@ class RegistryRepository:
     # -- the nightly dedupe ------------------------------------------------------------------
     def stream_match_features(
         self, *, batch: int = 20_000
-    ) -> Iterator[tuple[UUID, datetime, str, str, str]]:
-        """(person id, person updated at, source, source id, record features as JSON text)
-        of every live person's records, in person order, read in batches (a server-side
-        cursor on PostgreSQL). The features stay text: the caller parses them, or passes
-        them on as they are."""
+    ) -> Iterator[tuple[UUID, datetime, str, str, int, str]]:
+        """(person id, person updated at, source, source id, the record's place in
+        (source, source_id) order, record features as JSON text) of every live person's
+        records, in person order, read in batches (a server-side cursor on PostgreSQL).
+        The place is by code point, as Python orders strings, whatever the collation. The
+        features stay text: the caller parses them, or passes them on as they are."""
         if self.dialect == "postgresql":
             yield from self._stream_pg_features(batch)
             return
+        # SQLite's default collation compares UTF-8 bytes: code point order.
+        place = func.row_number().over(order_by=(records_t.c.source, records_t.c.source_id))
         stmt = (
             select(
                 records_t.c.person_id,
                 persons_t.c.updated_at,
                 records_t.c.source,
                 records_t.c.source_id,
+                place - 1,
                 type_coerce(records_t.c.features, Text),
             )
             .join(persons_t, persons_t.c.id == records_t.c.person_id)
@@ -1002,9 +1010,11 @@ class RegistryRepository:
             .order_by(records_t.c.person_id, records_t.c.source, records_t.c.source_id)
         )
         rows = self.conn.execute(stmt.execution_options(yield_per=batch))
-        yield from ((p, at, source, source_id, f) for p, at, source, source_id, f in rows)
+        yield from (tuple(row) for row in rows)
 
-    def _stream_pg_features(self, batch: int) -> Iterator[tuple[UUID, datetime, str, str, str]]:
+    def _stream_pg_features(
+        self, batch: int
+    ) -> Iterator[tuple[UUID, datetime, str, str, int, str]]:
         # The driver's own server-side cursor, the person id as text (made a UUID once per
         # person, not per record) and the features as text: a million records' rows cost
         # a few microseconds each instead of a dozen.
@@ -1013,10 +1023,10 @@ class RegistryRepository:
             cursor.itersize = batch
             cursor.execute(_PG_STREAM_FEATURES)
             last, person = "", UUID(int=0)
-            for person_text, at, source, source_id, features in cursor:
+            for person_text, at, source, source_id, place, features in cursor:
                 if person_text != last:
                     last, person = person_text, UUID(person_text)
-                yield person, at, source, source_id, features
+                yield person, at, source, source_id, place, features
 
     def not_a_match_among(self, ids: Sequence[UUID]) -> set[tuple[UUID, UUID]]:
         """The not-a-match pairs whose two persons are both among `ids`."""

@@ -309,3 +309,17 @@ def test_since_looks_only_at_pairs_with_a_person_changed_since(registry: Registr
     report = dedupe(registry, since=cutoff)
     assert report.merges == 1  # Bo's two records; Anabela's pair predates the cutoff
     assert len(partition(registry)) == 3
+
+
+def test_the_read_places_records_in_python_string_order(registry: Registry) -> None:
+    # Each pair is compared from the record first in (source, source_id) order: the
+    # database must order as Python does (by code point), whatever its collation.
+    ids = ["b", "B", "a-2", "a_2", "A2", "é", "e", "Z", "z", "ß", "10", "9", "ａ"]
+    records = [incoming("crm", i, given_name="Ana", family_name=f"N{k}") for k, i in
+               enumerate(ids)]  # fmt: skip
+    load_unmatched(registry, records, actor="legacy")
+    with registry.database.uow() as uow:
+        rows = list(uow.registry.stream_match_features())
+    places = {(source, source_id): place for _, _, source, source_id, place, _ in rows}
+    expected = sorted(places)
+    assert [places[key] for key in expected] == list(range(len(expected)))
