@@ -318,6 +318,8 @@ def _dedupe(
                 fresh.append(p)
         report.review_pairs = len(fresh)
 
+    if engine is not None:
+        engine.close()  # Spark's part is done: its memory and cores go to the writes
     if dry_run:
         return report
     _collect_for_writes()

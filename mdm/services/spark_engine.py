@@ -88,30 +88,84 @@ def _keys_of(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         )
 
 
-def _pair_comparer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: float) -> Any:
-    """The function executors run over batches of pairs, each with both records' features:
-    the pairs worth a decision out (at least the review threshold less a margin, or an
-    exact key shared), compared as the in-process engine compares them."""
+def _block_comparer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: float) -> Any:
+    """The function executors run over batches of blocks (a block: the exact kinds' bit of
+    its key and its members): every pair of records of two persons in a block, one of
+    them changed, compared as the in-process engine compares them; the pairs worth a
+    decision out (at least the review threshold less a margin, or an exact key shared).
+    A pair in several blocks of a batch or of several batches comes out once from each
+    block it is worth a decision in; the caller keeps it once."""
 
     def compare(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for pairs in batches:
-            n = len(pairs)
-            documents = [orjson.loads(t) for t in pairs["first_features"]]
-            documents += [orjson.loads(t) for t in pairs["second_features"]]
+        import pandas as pd
+
+        for blocks in batches:
+            index: dict[int, int] = {}
+            documents: list[Any] = []
+            person: list[int] = []
+            place: list[int] = []
+            changed: list[bool] = []
+            members: list[list[int]] = []
+            for rows in blocks["members"]:
+                local = []
+                for row in rows:
+                    record = int(row["record"])
+                    at = index.get(record)
+                    if at is None:
+                        at = index[record] = len(documents)
+                        documents.append(orjson.loads(row["features"]))
+                        person.append(int(row["person"]))
+                        place.append(int(row["ref"]))
+                        changed.append(bool(row["changed"]))
+                    local.append(at)
+                members.append(local)
+            records = np.fromiter(index, np.int64, len(index))
+            first, second, bits = _block_pairs(
+                members, blocks["bit"].to_numpy(), np.array(person), np.array(changed)
+            )
             columns = without_generic(columns_of(documents, scorer.known_given), generic)
             # Each pair one way round, from the record first in (source, source_id) order.
-            at = np.arange(n)
-            flip = pairs["first_ref"].to_numpy() > pairs["second_ref"].to_numpy()
-            a, b = np.where(flip, at + n, at), np.where(flip, at, at + n)
+            places = np.array(place, dtype=np.int64)
+            flip = places[first] > places[second]
+            a, b = np.where(flip, second, first), np.where(flip, first, second)
             confidences = ComparisonWeights(scorer, columns).confidences(
                 compare_pairs(columns, a, b)
             )
-            worth = (confidences >= floor - 1e-9) | (pairs["exact"].to_numpy() > 0)
-            yield pairs.loc[worth, ["first", "second", "exact"]].astype(
-                {"first": "int64", "second": "int64", "exact": "int32"}
+            worth = (confidences >= floor - 1e-9) | (bits > 0)
+            x, y = records[first[worth]], records[second[worth]]
+            yield pd.DataFrame(
+                {
+                    "first": pd.Series(np.minimum(x, y), dtype="int64"),
+                    "second": pd.Series(np.maximum(x, y), dtype="int64"),
+                    "exact": pd.Series(bits[worth], dtype="int32"),
+                }
             )
 
     return compare
+
+
+def _block_pairs(
+    members: list[list[int]], bits: np.ndarray, person: np.ndarray, changed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of each block's members (local record indices) of two persons, one of
+    them changed, with the block's exact-kind bit."""
+    sizes = np.fromiter(map(len, members), np.int64, len(members))
+    flat = np.fromiter((m for block in members for m in block), np.int64, int(sizes.sum()))
+    starts = np.cumsum(sizes) - sizes
+    firsts, seconds, kinds = [], [], []
+    for size in np.unique(sizes[sizes > 1]):
+        at = sizes == size
+        left, right = np.triu_indices(int(size), 1)
+        base = starts[at][:, None]
+        x, y = flat[(base + left).ravel()], flat[(base + right).ravel()]
+        keep = (person[x] != person[y]) & (changed[x] | changed[y])
+        firsts.append(x[keep])
+        seconds.append(y[keep])
+        kinds.append(np.repeat(bits[at], len(left))[keep])
+    if not firsts:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.int32)
+    return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(kinds)
 
 
 class SparkEngine:
@@ -136,9 +190,15 @@ class SparkEngine:
         for name, value in options.conf.items():
             builder = builder.config(name, value)
         self.spark: SparkSession = builder.getOrCreate()
+        self._closed = False
         self.spark.sparkContext.setLogLevel("ERROR")
 
     def close(self) -> None:
+        """Stop Spark (its JVM holds gigabytes the write stage can use) and remove a
+        temporary workdir; once is enough."""
+        if self._closed:
+            return
+        self._closed = True
         self.spark.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -214,34 +274,33 @@ class SparkEngine:
             .join(kept, ["kind", "value"])
             .select("kind", "value", "record", "person", "changed", exact.alias("bit"))
         )
+        members.write.mode("overwrite").parquet(str(self.workdir / "members.parquet"))
+        members = self.spark.read.parquet(str(self.workdir / "members.parquet"))
+        # How many distinct pairs there are: a pair in several blocks is one candidate.
         x, y = members.alias("x"), members.alias("y")
-        # Each pair once, with the exact kinds of every block it is in.
-        pairs = (
+        total = (
             x.join(y, ["kind", "value"])
             .where(
                 (F.col("x.record") < F.col("y.record"))
                 & (F.col("x.person") != F.col("y.person"))
                 & (F.col("x.changed") | F.col("y.changed"))
             )
-            .groupBy(F.col("x.record").alias("first"), F.col("y.record").alias("second"))
-            .agg(F.bit_or(F.col("x.bit")).alias("exact"))
+            .select(F.col("x.record"), F.col("y.record"))
+            .distinct()
+            .count()
         )
-        pairs.write.mode("overwrite").parquet(str(self.workdir / "pairs.parquet"))
-        pairs = self.spark.read.parquet(str(self.workdir / "pairs.parquet"))
-        total = pairs.count()
         frame = self.spark.read.parquet(str(records)).select("record", "ref", "features")
-        sides = [
-            frame.select(
-                F.col("record").alias(side),
-                F.col("ref").alias(f"{side}_ref"),
-                F.col("features").alias(f"{side}_features"),
-            )
-            for side in ("first", "second")
-        ]
+        member = F.struct("record", "person", "changed", "ref", "features")
+        blocks = (
+            members.join(frame, "record")
+            .groupBy("kind", "value")
+            .agg(F.first("bit").alias("bit"), F.collect_list(member).alias("members"))
+        )
         worth = (
-            pairs.join(sides[0], "first")
-            .join(sides[1], "second")
-            .mapInPandas(_pair_comparer(scorer, generic, floor), _WORTH_SCHEMA)
+            blocks.select("bit", "members")
+            .mapInPandas(_block_comparer(scorer, generic, floor), _WORTH_SCHEMA)
+            .groupBy("first", "second")
+            .agg(F.bit_or("exact").alias("exact"))
         )
         out = str(self.workdir / "worth.parquet")
         worth.write.mode("overwrite").parquet(out)

@@ -174,13 +174,21 @@ def main() -> None:
         help="Also run the Spark engine on this master (local[2]) and compare its decisions",
     )  # fmt: skip
     parser.add_argument("--spark-only", action="store_true", help="Skip the in-process run")
+    parser.add_argument(
+        "--spark-memory", default="6g",
+        help="Spark's driver memory: in local mode, the executor's as well",
+    )  # fmt: skip
+    parser.add_argument(
+        "--spark-partitions", type=int, default=16, help="spark.sql.shuffle.partitions"
+    )
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")  # fmt: skip
     template, truth = seed(args.records, reuse=args.reuse_seed)
 
     if args.spark_only:
-        compare_spark(template, args.spark or "local[2]", None, None)
+        compare_spark(template, args.spark or "local[2]", None, None, args.spark_memory,
+                      args.spark_partitions)  # fmt: skip
         return
     url = _copy(template, "mdm_bench_dedupe")
     registry = Registry.from_settings(load_settings(database_url=url))
@@ -226,7 +234,8 @@ def main() -> None:
     if not args.no_concurrent:
         concurrent_ingest(template, nice=args.nice, chunk=args.chunk, workers=args.workers)
     if args.spark:
-        compare_spark(template, args.spark, expected, decided)
+        compare_spark(template, args.spark, expected, decided, args.spark_memory,
+                      args.spark_partitions)  # fmt: skip
 
 
 def compare_spark(
@@ -234,6 +243,8 @@ def compare_spark(
     master: str,
     expected: Partition | None,
     decided: dict[tuple[UUID, UUID], str] | None,
+    memory: str = "6g",
+    partitions: int = 16,
 ) -> None:
     """The Spark engine on a copy of the seed: its stages, and whether it decides exactly
     as the in-process run did (every person pair's outcome and the final partition)."""
@@ -241,9 +252,13 @@ def compare_spark(
 
     url = _copy(template, "mdm_bench_dedupe")
     registry = Registry.from_settings(load_settings(database_url=url))
+    _prewarm(registry)
     started = time.perf_counter()
     decisions: dict[tuple[UUID, UUID], str] = {}
-    report = dedupe(registry, decisions=decisions, spark=SparkOptions(master=master))
+    options = SparkOptions(
+        master=master, conf={"spark.driver.memory": memory}, shuffle_partitions=partitions
+    )
+    report = dedupe(registry, decisions=decisions, spark=options)
     took = time.perf_counter() - started
     print(f"spark engine ({master}) on {report.persons:,} persons: {took:.1f} s end to end")
     for stage in report.stages:
