@@ -288,18 +288,18 @@ def _dedupe(
         clusters = components(edges) if engine is None else engine.components(edges)
         report.clusters = len(clusters)
         # Two persons: their one link was checked for conflicts when it was decided.
-        larger = [members for members in clusters if len(members) > 2]
+        larger = [k for k, members in enumerate(clusters) if len(members) > 2]
         weights = ComparisonWeights(scorer, columns)
-        reasons_of = incoherence_many(
-            columns, persons, larger, scorer, weights, thresholds, is_distinct
-        )
-        incoherent = {
-            id(members): reasons
-            for members, reasons in zip(larger, reasons_of, strict=True)
-            if reasons
-        }
-        for members in clusters:
-            reasons = incoherent.get(id(members))
+        reasons_of = dict(
+            zip(
+                larger,
+                incoherence_many(columns, persons, [clusters[k] for k in larger], scorer,
+                                 weights, thresholds, is_distinct),
+                strict=True,
+            )
+        )  # fmt: skip
+        for k, members in enumerate(clusters):
+            reasons = reasons_of.get(k)
             if not reasons:
                 merges.append(members)
                 continue
