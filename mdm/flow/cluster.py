@@ -1,27 +1,38 @@
-"""Clusters for the nightly dedupe: who the auto-merge pairs join, and whether a group is
-coherent enough to become one person.
+"""Clusters for the nightly dedupe: who the auto-merge pairs join, and which groups of
+them are coherent enough to become one person.
 
 Transitive merging is how a registry grows a "person" of thousands of records: A links to
-B, B to C, and A and C are strangers. A group is merged only when no two of its members
-hold conflicting evidence (birth dates, national ids, employee ids of one system,
-household names), no two were called distinct by a steward, and every member matches the
-group rather than one neighbour: it scores at least the review threshold with half of the
-others or more (a human's CRM record linked by email to the ATS one, and that by phone to
-the HRIS one, is one person; four records in a line are a chain). Anything else goes to a
-steward as a whole.
+B, B to C, and A and C are strangers. So a group is merged only when it is coherent: no
+two of its members hold conflicting evidence (birth dates, national ids, employee ids of
+one system without a national id in common, household names), no two were called
+distinct by a steward, no two records in it are strangers by the model's own reckoning
+(their confidence under `STRANGERS`), and it holds at most `MAX_CLUSTER` records.
+
+A component of the link graph is built up link by link, strongest first (Kruskal's order,
+with cannot-link constraints): a link joins two groups only when their union stays
+coherent. The coherent groups merge; each link left out goes before a steward with the
+reasons it was left out, so one doubtful record no longer holds its whole component
+back. Every test is between two persons' records (or counts records), so a union refused
+stays refused for any larger group: a run killed after merging some groups, run again,
+sees those groups as single persons and builds the same groups.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from itertools import combinations
 
-from mdm.flow.decide import Thresholds, merge_conflicts
+from mdm.flow.decide import merge_conflicts
 from mdm.flow.score import Scorer
 from mdm.model.record import MatchFeatures
 
-# More persons than this in one group is a chain, not a human typed into three systems.
+# More records than this in one person is a chain, not a human typed into a few systems.
 MAX_CLUSTER = 20
+# A component linking more records than this is a chain through some shared value: it is
+# not rebuilt (every pair of its persons would be compared) but put to a steward whole.
+MAX_COMPONENT = 200
+# Two records the model gives less than 1 chance in 100 of being one human are two, however
+# each is linked to the rest of a group.
+STRANGERS = 0.01
 
 
 def components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
@@ -47,34 +58,57 @@ def components(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
     return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
 
 
-def incoherence(
-    members: Sequence[int],
-    records: Callable[[int], Sequence[MatchFeatures]],
-    scorer: Scorer,
-    thresholds: Thresholds,
-    distinct: Callable[[int, int], bool],
+def pair_guards(
+    a: Sequence[MatchFeatures], b: Sequence[MatchFeatures], scorer: Scorer, distinct: bool
 ) -> list[str]:
-    """Why a group must not be merged as one; empty when it may."""
-    if len(members) > MAX_CLUSTER:
-        return [f"more_than_{MAX_CLUSTER}_persons"]
-    reasons: set[str] = set()
-    agree = {m: 0 for m in members}
-    for a, b in combinations(members, 2):
-        if distinct(a, b):
-            reasons.add("marked_distinct")
-        # Both ways round: comparing is not quite symmetric (a swapped name is read from
-        # one side), and a group's fate must not depend on the order of its members.
-        reasons.update(merge_conflicts(records(a), records(b), scorer))
-        reasons.update(merge_conflicts(records(b), records(a), scorer))
-        best = max(
-            max(scorer.score(x, y).confidence, scorer.score(y, x).confidence)
-            for x in records(a)
-            for y in records(b)
-        )
-        if best >= thresholds.review:
-            agree[a] += 1
-            agree[b] += 1
-    others = len(members) - 1
-    if any(2 * n < others for n in agree.values()):  # the end of a chain
-        reasons.add("member_matches_one_neighbour_only")
-    return sorted(reasons)
+    """Why the persons holding records `a` and `b` may not be in one group."""
+    guards = set(merge_conflicts(a, b, scorer)) | set(merge_conflicts(b, a, scorer))
+    if distinct:
+        guards.add("marked_distinct")
+    for x in a:
+        for y in b:
+            best = max(scorer.score(x, y).confidence, scorer.score(y, x).confidence)
+            if best < STRANGERS:
+                guards.add("strangers")
+    return sorted(guards)
+
+
+def rebuild(
+    members: Sequence[int],
+    edges: Sequence[tuple[int, int]],
+    size: Callable[[int], int],
+    guards: Callable[[int, int], Sequence[str]],
+) -> tuple[list[list[int]], dict[tuple[int, int], list[str]]]:
+    """The coherent groups of one component, and why each link left out was.
+
+    `edges` are the component's links, strongest first; `size` is a person's records;
+    `guards(p, q)` (p < q) why two persons may not be in one group. A group is a sorted
+    list of two or more persons; groups come in order of their least member."""
+    group = {m: [m] for m in members}
+    held = {m: size(m) for m in members}  # records of the group each person is in
+    left_out: dict[tuple[int, int], list[str]] = {}
+    for a, b in edges:
+        ga, gb = group[a], group[b]
+        if ga is gb:
+            continue
+        reasons: set[str] = set()
+        if held[a] + held[b] > MAX_CLUSTER:
+            reasons.add(f"more_than_{MAX_CLUSTER}_records")
+        for p in ga:
+            for q in gb:
+                reasons.update(guards(min(p, q), max(p, q)))
+        if reasons:
+            left_out[(a, b)] = sorted(reasons)
+            continue
+        union = sorted(ga + gb)
+        total = held[a] + held[b]
+        for m in union:
+            group[m], held[m] = union, total
+    seen: set[int] = set()
+    out = []
+    for m in members:
+        g = group[m]
+        if len(g) > 1 and g[0] not in seen:
+            seen.add(g[0])
+            out.append(g)
+    return sorted(out, key=lambda g: g[0]), left_out

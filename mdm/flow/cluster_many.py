@@ -1,20 +1,22 @@
-"""Merge conflicts and group coherence for many persons at once: the batch dedupe's
-`decide.merge_conflicts` and `cluster.incoherence`, column by column.
+"""Coherent groups for many persons at once: the batch dedupe's `cluster.pair_guards`
+column by column, then `cluster.rebuild` of every component of the link graph.
 
-Both rest on comparing every record of one person with every record of another. Here the
-record pairs of all the persons concerned are laid out as arrays and compared in one pass
-(flow/compare_many.py); a confidence within a hair of the review threshold is taken from
-the one formula rather than from the arrays, so that no group's fate turns on rounding.
+Every guard rests on comparing each record of one person with each record of another.
+Here the record pairs of all the person pairs concerned are laid out as arrays and
+compared in one pass (flow/compare_many.py); a confidence within a hair of the strangers'
+floor is taken from the one formula rather than from the arrays, so that no group's fate
+turns on rounding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 
-from mdm.flow.cluster import MAX_CLUSTER
+from mdm.flow.cluster import MAX_COMPONENT, STRANGERS, rebuild
 from mdm.flow.columns import (
     FeatureColumns,
 )
@@ -26,7 +28,7 @@ from mdm.flow.compare_many import (
     compare_pairs,
     comparisons_of,
 )
-from mdm.flow.decide import DISAGREEING_NAMES, Thresholds
+from mdm.flow.decide import DISAGREEING_NAMES
 from mdm.flow.score import FellegiSunterScorer
 from mdm.flow.score_many import (
     ComparisonWeights,
@@ -38,10 +40,12 @@ _GUARDS = (
     "conflicting_employee_id",
     "conflicting_national_id",
     "names_disagree",
+    "strangers",
 )
-_BIRTH, _EMPLOYEE, _NATIONAL_ID, _NAMES = (1 << k for k in range(4))
+_BIRTH, _EMPLOYEE, _NATIONAL_ID, _NAMES, _STRANGERS = (1 << k for k in range(5))
 _DISAGREEING = np.array([level in DISAGREEING_NAMES for level in NAME_LEVELS])
 _SET_DIFFERS = SET_LEVELS.index("differs")
+_SET_EXACT = SET_LEVELS.index("exact")
 _BIRTH_DIFFERS = BIRTH_LEVELS.index("differs")
 
 
@@ -73,8 +77,10 @@ def _conflict_bits(levels: PairComparisons) -> np.ndarray:
     bits = np.where(levels.birth_date == _BIRTH_DIFFERS, _BIRTH, 0)
     bits |= np.where(levels.national_id == _SET_DIFFERS, _NATIONAL_ID, 0)
     bits |= np.where(_DISAGREEING[levels.name], _NAMES, 0)
-    # Employee ids are compared within one system only: "differs" is two ids of one.
-    bits |= np.where(levels.employee_id == _SET_DIFFERS, _EMPLOYEE, 0)
+    # Employee ids are compared within one system only: "differs" is two ids of one; with
+    # one national id, a rehire's two numbers.
+    rehired = levels.national_id == _SET_EXACT
+    bits |= np.where((levels.employee_id == _SET_DIFFERS) & ~rehired, _EMPLOYEE, 0)
     return bits.astype(np.int64)
 
 
@@ -87,67 +93,95 @@ def _per_group(values: np.ndarray, group: np.ndarray, groups: int, op: np.ufunc)
     return op.reduceat(values, starts)
 
 
-def merge_conflicts_many(
-    columns: FeatureColumns, persons: PersonRecords, a: np.ndarray, b: np.ndarray
+def pair_guards_many(
+    columns: FeatureColumns,
+    persons: PersonRecords,
+    a: np.ndarray,
+    b: np.ndarray,
+    scorer: FellegiSunterScorer,
+    weights: ComparisonWeights,
+    distinct: Callable[[int, int], bool],
 ) -> list[list[str]]:
-    """`decide.merge_conflicts` both ways round for every person pair (a[k], b[k])."""
+    """`cluster.pair_guards` of every person pair (a[k], b[k])."""
     if not len(a):
         return []
     x, y, owner = persons.pairs(a, b)
-    bits = _conflict_bits(compare_pairs(columns, x, y)) | _conflict_bits(
-        compare_pairs(columns, y, x)
+    forward, backward = compare_pairs(columns, x, y), compare_pairs(columns, y, x)
+    bits = _conflict_bits(forward) | _conflict_bits(backward)
+    known = np.maximum(
+        _agreeing(columns, scorer, weights, forward, STRANGERS),
+        _agreeing(columns, scorer, weights, backward, STRANGERS),
     )
-    return [guards_of(int(v)) for v in _per_group(bits, owner, len(a), np.bitwise_or)]
+    bits |= np.where(known == 0, _STRANGERS, 0)
+    out = []
+    per_pair = _per_group(bits, owner, len(a), np.bitwise_or)
+    for p, q, v in zip(a.tolist(), b.tolist(), per_pair.tolist(), strict=True):
+        guards = guards_of(int(v))
+        if distinct(p, q):
+            guards.append("marked_distinct")
+        out.append(sorted(guards))
+    return out
 
 
-def incoherence_many(
+@dataclass
+class Clustering:
+    """The groups to merge (two persons or more each), the links left out with the rule
+    and reasons that left them out, and how many components were not merged whole."""
+
+    groups: list[list[int]]
+    left_out: dict[tuple[int, int], tuple[str, list[str]]]
+    incoherent: int
+
+
+def coherent_groups(
     columns: FeatureColumns,
     persons: PersonRecords,
-    groups: Sequence[Sequence[int]],
+    clusters: Sequence[Sequence[int]],
+    links: Sequence[tuple[int, int]],
     scorer: FellegiSunterScorer,
     weights: ComparisonWeights,
-    thresholds: Thresholds,
     distinct: Callable[[int, int], bool],
-) -> list[list[str]]:
-    """`cluster.incoherence` of every group (of persons)."""
-    out: list[set[str]] = [set() for _ in groups]
+) -> Clustering:
+    """`cluster.rebuild` of every component of the link graph (`clusters`, its
+    components; `links`, strongest first): every pair of persons of a component is
+    compared in one pass first."""
+    component = {m: k for k, members in enumerate(clusters) for m in members}
+    edges: list[list[tuple[int, int]]] = [[] for _ in clusters]
+    for a, b in links:
+        edges[component[a]].append((a, b))
+    count = persons.count
+    oversized = {
+        k for k, members in enumerate(clusters) if int(count[list(members)].sum()) > MAX_COMPONENT
+    }
     first: list[int] = []
     second: list[int] = []
-    group_of: list[int] = []
-    for g, members in enumerate(groups):
-        if len(members) > MAX_CLUSTER:
-            out[g].add(f"more_than_{MAX_CLUSTER}_persons")
+    for k, members in enumerate(clusters):
+        if k not in oversized:
+            for p, q in combinations(members, 2):
+                first.append(p)
+                second.append(q)
+    found = pair_guards_many(
+        columns, persons, np.array(first, dtype=np.int64), np.array(second, dtype=np.int64),
+        scorer, weights, distinct,
+    )  # fmt: skip
+    guards = dict(zip(zip(first, second, strict=True), found, strict=True))
+    out = Clustering([], {}, 0)
+    chain = [f"more_than_{MAX_COMPONENT}_records_linked"]
+    for k, members in enumerate(clusters):
+        if k in oversized:
+            out.left_out.update((pair, ("incoherent_cluster", chain)) for pair in edges[k])
+            out.incoherent += 1
             continue
-        for p, q in combinations(members, 2):
-            if distinct(p, q):
-                out[g].add("marked_distinct")
-            first.append(p)
-            second.append(q)
-            group_of.append(g)
-    if first:
-        a, b = np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)
-        x, y, owner = persons.pairs(a, b)
-        forward, backward = compare_pairs(columns, x, y), compare_pairs(columns, y, x)
-        bits = _conflict_bits(forward) | _conflict_bits(backward)
-        agree = np.maximum(
-            _agreeing(columns, scorer, weights, forward, thresholds.review),
-            _agreeing(columns, scorer, weights, backward, thresholds.review),
+        groups, left_out = rebuild(
+            members, edges[k], lambda p: int(count[p]), lambda p, q: guards[(p, q)]
         )
-        conflicts = _per_group(bits, owner, len(a), np.bitwise_or)
-        agrees = _per_group(agree, owner, len(a), np.maximum)
-        counts: dict[tuple[int, int], int] = {}
-        for k, (p, q, g) in enumerate(zip(first, second, group_of, strict=True)):
-            out[g].update(guards_of(int(conflicts[k])))
-            if agrees[k]:
-                counts[(g, p)] = counts.get((g, p), 0) + 1
-                counts[(g, q)] = counts.get((g, q), 0) + 1
-        for g, members in enumerate(groups):
-            if len(members) > MAX_CLUSTER:
-                continue
-            others = len(members) - 1
-            if any(2 * counts.get((g, m), 0) < others for m in members):
-                out[g].add("member_matches_one_neighbour_only")  # the end of a chain
-    return [sorted(reasons) for reasons in out]
+        out.groups += groups
+        if left_out:
+            out.incoherent += 1
+        for pair, reasons in left_out.items():
+            own = guards[pair]
+            out.left_out[pair] = ("merge_conflict", own) if own else ("incoherent_cluster", reasons)
+    return out
 
 
 def _agreeing(

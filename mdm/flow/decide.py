@@ -255,7 +255,10 @@ def merge_conflicts(
     """Why the persons holding records `a` and `b` must not become one, whatever links
     them: two birth dates, two national ids, two employee ids from one system, or names
     that belong to two members of a household. Every pair of records is checked, so a
-    merge never rests on one neighbour alone."""
+    merge never rests on one neighbour alone.
+
+    Two employee ids of one system with the same national id are one human's two
+    employments (a rehire is given a new number), not two humans."""
     guards: set[str] = set()
     for x in a:
         for y in b:
@@ -268,6 +271,7 @@ def merge_conflicts(
                 and x.employee_id
                 and y.employee_id
                 and x.employee_id != y.employee_id
+                and score.level("national_id") != "exact"
             ):
                 guards.add("conflicting_employee_id")
     return sorted(guards)

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from itertools import combinations
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -39,7 +38,7 @@ import orjson
 from mdm.flow.block import Key
 from mdm.flow.block_many import Blocks, block, exact_kinds, record_keys, without_generic
 from mdm.flow.cluster import components
-from mdm.flow.cluster_many import PersonRecords, incoherence_many, merge_conflicts_many
+from mdm.flow.cluster_many import PersonRecords, coherent_groups
 from mdm.flow.columns import (
     FeatureColumns,
     FeatureLists,
@@ -241,12 +240,22 @@ def _dedupe(
         # Two persons are linked when any pair of their records is; in record pair order,
         # so that the first of equally ranked pairs speaks for the persons.
         outcomes: dict[tuple[int, int], tuple[Outcome, _Proposal]] = {}
+        # A link's strength: its best record pair's confidence, then that pair's places in
+        # (source, source_id) order; neither changes when persons merge.
+        strength: dict[tuple[int, int], tuple[float, int, int]] = {}
+        n = len(data.owner)
+        places = data.places
         decided.sort(key=lambda d: d[0])
-        for _, outcome, proposal in decided:
+        for code, outcome, proposal in decided:
             pair = (proposal.a, proposal.b)
             held = outcomes.get(pair)
             if held is None or _rank(outcome, proposal.score) > _rank(held[0], held[1].score):
                 outcomes[pair] = (outcome, proposal)
+            if outcome == Outcome.LINK:
+                i, j = sorted((int(places[code // n]), int(places[code % n])))
+                key = (-proposal.score.confidence, i, j)
+                if key < strength.get(pair, _WEAKEST):
+                    strength[pair] = key
         del decided
         proposals: dict[tuple[int, int], _Proposal] = {}
         links: list[tuple[int, int]] = []
@@ -261,55 +270,31 @@ def _dedupe(
             if outcome == Outcome.LINK:
                 links.append(pair)
         del outcomes
-        # A link is an edge of the merge graph unless the two persons' records conflict.
-        columns = data.columns
-        assert columns is not None
-        conflicts = merge_conflicts_many(
-            columns, persons, np.array([a for a, _ in links]), np.array([b for _, b in links])
-        )
-        edges: list[tuple[int, int]] = []
-        for pair, guards in zip(links, conflicts, strict=True):
-            if guards:
-                proposals[pair] = replace(
-                    proposals[pair], rule="merge_conflict", reasons=tuple(guards)
-                )
-            else:
-                edges.append(pair)
-        report.auto_merge_pairs = len(edges)
+        links.sort(key=strength.__getitem__)
 
     with _stage(report, "cluster"):
-        merges: list[list[int]] = []
-        linked = set(edges)
-        reviews: list[_Proposal] = [p for pair, p in proposals.items() if pair not in linked]
+        columns = data.columns
+        assert columns is not None
 
         def is_distinct(a: int, b: int) -> bool:
             return _key(data.ids[a], data.ids[b]) in distinct
 
-        clusters = components(edges) if engine is None else engine.components(edges)
+        clusters = components(links) if engine is None else engine.components(links)
         report.clusters = len(clusters)
-        # Two persons: their one link was checked for conflicts when it was decided.
-        larger = [k for k, members in enumerate(clusters) if len(members) > 2]
-        weights = ComparisonWeights(scorer, columns)
-        reasons_of = dict(
-            zip(
-                larger,
-                incoherence_many(columns, persons, [clusters[k] for k in larger], scorer,
-                                 weights, thresholds, is_distinct),
-                strict=True,
-            )
+        built = coherent_groups(
+            columns, persons, clusters, links, scorer, ComparisonWeights(scorer, columns),
+            is_distinct,
         )  # fmt: skip
-        for k, members in enumerate(clusters):
-            reasons = reasons_of.get(k)
-            if not reasons:
-                merges.append(members)
-                continue
-            report.incoherent_clusters += 1
-            # The whole group goes before a steward: each of its links, with the reasons.
-            reviews += [
-                replace(proposals[pair], rule="incoherent_cluster", reasons=tuple(reasons))
-                for pair in combinations(members, 2)
-                if pair in linked
-            ]
+        merges = built.groups
+        report.incoherent_clusters = built.incoherent
+        report.auto_merge_pairs = len(links) - len(built.left_out)
+        linked = set(links)
+        reviews: list[_Proposal] = [p for pair, p in proposals.items() if pair not in linked]
+        # The links left out go before a steward, with what left them out.
+        reviews += [
+            replace(proposals[pair], rule=rule, reasons=tuple(reasons))
+            for pair, (rule, reasons) in built.left_out.items()
+        ]
         fresh = []
         for p in sorted(reviews, key=lambda p: (p.a, p.b)):
             if _key(data.ids[p.a], data.ids[p.b]) in open_pairs:
@@ -584,6 +569,9 @@ def _child(work: Callable[[int], T], k: int, sender: Connection) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     sender.send((*result, peak))
     sender.close()
+
+
+_WEAKEST = (1.0, 0, 0)
 
 
 def _rank(outcome: Outcome, score: Score) -> tuple[int, float]:

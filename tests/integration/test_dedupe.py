@@ -134,9 +134,12 @@ def test_pairs_a_steward_called_distinct_are_left_alone(registry: Registry) -> N
     assert (report.skipped_not_a_match, report.merges, report.review_items) == (1, 0, 0)
 
 
-def test_a_cluster_with_conflicting_evidence_goes_to_review_whole(registry: Registry) -> None:
-    """A links to B by email, B to C by phone, but A and C were born on different days."""
-    load_unmatched(
+def test_a_cluster_with_conflicting_evidence_merges_only_its_coherent_part(
+    registry: Registry,
+) -> None:
+    """A links to B by email, B to C by phone, but A and C were born on different days:
+    B joins one of them by its stronger link, and the other link goes to a steward."""
+    a, b, c = load_unmatched(
         registry,
         [
             _ana("crm", "c1", email="anabela@q.example", birth_date="1990-01-02"),
@@ -146,9 +149,40 @@ def test_a_cluster_with_conflicting_evidence_goes_to_review_whole(registry: Regi
         actor="legacy",
     )
     report = dedupe(registry)
-    assert report.incoherent_clusters == 1 and report.merges == 0
-    assert report.review_items == 2
-    assert len(partition(registry)) == 3
+    assert (report.clusters, report.incoherent_clusters) == (1, 1)
+    assert (report.auto_merge_pairs, report.merges, report.review_items) == (1, 1, 1)
+    persons = partition(registry)
+    assert len(persons) == 2
+    assert not any({("crm", "c1"), ("hris", "h1")} <= members for members in persons)
+    with registry.database.engine.connect() as conn:
+        (explanation,) = conn.scalars(select(ReviewItemRow.explanation)).all()
+    assert explanation["decision"] == "incoherent_cluster"
+    assert "conflicting_birth_date" in explanation["guards"]
+    # Run again: nothing left to merge, and the steward is not asked twice.
+    again = dedupe(registry)
+    assert (again.merges, again.review_items, again.skipped_open_reviews) == (0, 0, 1)
+    with registry.database.engine.connect() as conn:
+        live = set(conn.scalars(select(PersonRow.id).where(PersonRow.status == "active")))
+    assert len(live) == 2 and live <= {a, b, c}
+
+
+def test_a_rehire_s_two_employee_ids_do_not_keep_the_records_apart(registry: Registry) -> None:
+    """Two HRIS records with two employee ids: one human when the national id is one."""
+    hired = dict(email="anabela@q.example", birth_date="1990-01-02")
+    load_unmatched(
+        registry,
+        [
+            _ana("hris", "h1", employee_id="E1", national_id="219-09-9999", **hired),
+            _ana("hris", "h2", employee_id="E2", national_id="219-09-9999", **hired),
+            _ana("hris", "h3", employee_id="E3", **hired),
+        ],
+        actor="legacy",
+    )
+    report = dedupe(registry)
+    persons = partition(registry)
+    assert {("hris", "h1"), ("hris", "h2")} in persons
+    assert frozenset({("hris", "h3")}) in persons
+    assert report.review_items >= 1
 
 
 def test_components_are_the_same_whatever_the_edge_order() -> None:
