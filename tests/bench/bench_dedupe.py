@@ -34,7 +34,7 @@ from mdm.services.context import Registry
 from mdm.services.dedupe import dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
-from mdm.store.tables import SourceRecordRow
+from mdm.store.tables import ReviewItemRow, SourceRecordRow
 from tests.bench.bench_ingest import prewarm
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
 from tests.databases import copy_database
@@ -214,7 +214,11 @@ def main() -> None:
           f"({report.incoherent_clusters:,} incoherent), {report.merges:,} merges, "
           f"{report.review_items:,} review items")  # fmt: skip
     print(f"  partition: precision {hits / max(len(found), 1):.4f}, "
-          f"recall {hits / max(len(true), 1):.4f} over {len(true):,} true pairs")  # fmt: skip
+          f"recall {hits / max(len(true), 1):.4f} over {len(true):,} true pairs; largest "
+          f"person {max(map(len, expected))} records")  # fmt: skip
+    items, sure = review_quality(url, truth)
+    print(f"  match review items: {items:,} ({items / max(report.records, 1):.1%} of records), "
+          f"{sure / max(items, 1):.1%} of them one human")  # fmt: skip
 
     rnd = random.Random(9)
     same = 0
@@ -236,6 +240,26 @@ def main() -> None:
     if args.spark:
         compare_spark(template, args.spark, expected, decided, args.spark_memory,
                       args.spark_partitions)  # fmt: skip
+
+
+def review_quality(url: str, truth: dict[tuple[str, str], str]) -> tuple[int, int]:
+    """The open match review items, and how many of them put one human's records before
+    the steward (by the generator's truth)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        owners = conn.execute(
+            select(SourceRecordRow.person_id, SourceRecordRow.source, SourceRecordRow.source_id)
+        ).all()
+        items = conn.execute(
+            select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
+                ReviewItemRow.kind == "match", ReviewItemRow.status == "open"
+            )
+        ).all()
+    engine.dispose()
+    humans: dict[UUID, set[str]] = defaultdict(set)
+    for person, source, source_id in owners:
+        humans[person].add(truth[(source, source_id)])
+    return len(items), sum(1 for a, b in items if humans[a] & humans[b])
 
 
 def compare_spark(
