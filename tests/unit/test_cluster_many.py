@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdm.flow.cluster import MAX_CLUSTER, pair_guards, rebuild
-from mdm.flow.cluster_many import PersonRecords, pair_guards_many
+from mdm.flow.cluster import MAX_CLUSTER, MAX_COMPONENT, pair_guards, rebuild
+from mdm.flow.cluster_many import PersonRecords, coherent_groups, pair_guards_many
 from mdm.flow.columns import FeatureColumns
 from mdm.flow.decide import merge_conflicts
 from mdm.flow.score_many import ComparisonWeights
@@ -146,3 +146,24 @@ def test_groups_are_coherent_and_a_killed_run_builds_them_again(case, rnd) -> No
     again += [records for records in persons if records[0] not in merged]
     regroups, _, _ = _build(again, bad, links)
     assert regroups | {g for g in done if g not in regroups} == groups
+
+
+def test_a_component_too_large_to_rebuild_goes_to_a_steward_whole() -> None:
+    """A chain of more records than MAX_COMPONENT is a shared value at work: none of its
+    links is applied, each goes before a steward naming why; a small one beside it is
+    built as usual."""
+    scorer = SCORERS[0]
+    records = list(_pool()[: MAX_COMPONENT + 3])
+    columns = FeatureColumns.of(records, scorer.known_given)
+    persons = PersonRecords(list(range(len(records))), len(records))
+    chain = list(range(MAX_COMPONENT + 1))
+    small = [MAX_COMPONENT + 1, MAX_COMPONENT + 2]
+    links = [(a, a + 1) for a in chain[:-1]] + [(small[0], small[1])]
+    built = coherent_groups(
+        columns, persons, [chain, small], links, scorer, ComparisonWeights(scorer, columns),
+        lambda p, q: False,
+    )  # fmt: skip
+    reason = ("incoherent_cluster", [f"more_than_{MAX_COMPONENT}_records_linked"])
+    assert {pair: built.left_out[pair] for pair in links[:-1]} == dict.fromkeys(links[:-1], reason)
+    assert built.incoherent >= 1
+    assert all(not set(group) & set(chain) for group in built.groups)
