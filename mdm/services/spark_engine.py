@@ -46,6 +46,7 @@ from mdm.flow.score_many import (
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 # Rows per Parquet row group when the records are exported.
@@ -89,68 +90,90 @@ def _keys_of(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
 
 def _block_comparer(scorer: FellegiSunterScorer, generic: frozenset[Key], floor: float) -> Any:
-    """The function executors run over batches of blocks (a block: the exact kinds' bit of
-    its key and its members): every pair of records of two persons in a block, one of
-    them changed, compared as the in-process engine compares them; the pairs worth a
-    decision out (at least the review threshold less a margin, or an exact key shared).
-    A pair in several blocks of a batch or of several batches comes out once from each
-    block it is worth a decision in; the caller keeps it once."""
+    """The function executors run over their share of block members, sorted by block (a
+    block: its key, the exact kinds' bit of the key, its members with their features):
+    every pair of records of two persons in a block, one of them changed, compared as the
+    in-process engine compares them; the pairs worth a decision out (at least the review
+    threshold less a margin, or an exact key shared). A pair in several blocks comes out
+    once from each block it is worth a decision in; the caller keeps it once.
 
-    def compare(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        import pandas as pd
+    Arrow batches end anywhere, so the rows of a batch's last block are held back and
+    go with the next batch; a record's features are parsed once a batch however many of
+    its blocks the batch holds."""
 
-        for blocks in batches:
-            index: dict[int, int] = {}
-            documents: list[Any] = []
-            person: list[int] = []
-            place: list[int] = []
-            changed: list[bool] = []
-            members: list[list[int]] = []
-            for rows in blocks["members"]:
-                local = []
-                for row in rows:
-                    record = int(row["record"])
-                    at = index.get(record)
-                    if at is None:
-                        at = index[record] = len(documents)
-                        documents.append(orjson.loads(row["features"]))
-                        person.append(int(row["person"]))
-                        place.append(int(row["ref"]))
-                        changed.append(bool(row["changed"]))
-                    local.append(at)
-                members.append(local)
-            records = np.fromiter(index, np.int64, len(index))
-            first, second, bits = _block_pairs(
-                members, blocks["bit"].to_numpy(), np.array(person), np.array(changed)
-            )
-            columns = without_generic(columns_of(documents, scorer.known_given), generic)
-            # Each pair one way round, from the record first in (source, source_id) order.
-            places = np.array(place, dtype=np.int64)
-            flip = places[first] > places[second]
-            a, b = np.where(flip, second, first), np.where(flip, first, second)
-            confidences = ComparisonWeights(scorer, columns).confidences(
-                compare_pairs(columns, a, b)
-            )
-            worth = (confidences >= floor - 1e-9) | (bits > 0)
-            x, y = records[first[worth]], records[second[worth]]
-            yield pd.DataFrame(
-                {
-                    "first": pd.Series(np.minimum(x, y), dtype="int64"),
-                    "second": pd.Series(np.maximum(x, y), dtype="int64"),
-                    "exact": pd.Series(bits[worth], dtype="int32"),
-                }
-            )
+    def compare(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        held: pa.Table | None = None
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            if held is not None:
+                table = pa.concat_tables([held, table])
+            starts = _block_starts(table)
+            last = int(starts[-1])
+            held = table.slice(last)
+            if last:
+                yield _compare_blocks(table.slice(0, last), starts[:-1], scorer, generic, floor)
+        if held is not None and held.num_rows:
+            yield _compare_blocks(held, _block_starts(held), scorer, generic, floor)
 
     return compare
 
 
+def _block_starts(table: pa.Table) -> np.ndarray:
+    """The first row of each block in rows sorted by block key (kind, value)."""
+    kind = table.column("kind").to_numpy(zero_copy_only=False)
+    value = table.column("value").to_numpy(zero_copy_only=False)
+    changes = (kind[1:] != kind[:-1]) | (value[1:] != value[:-1])
+    return np.r_[0, np.flatnonzero(changes) + 1].astype(np.int64)
+
+
+def _compare_blocks(
+    table: pa.Table,
+    starts: np.ndarray,
+    scorer: FellegiSunterScorer,
+    generic: frozenset[Key],
+    floor: float,
+) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    record = table.column("record").to_numpy()
+    # Each distinct record once, by sorting (numpy's hashing `unique` is slower here).
+    order = np.argsort(record, kind="stable")
+    ordered = record[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]]
+    first_rows = order[new]
+    local = np.empty(len(record), dtype=np.int64)
+    local[order] = np.cumsum(new) - 1
+    texts = table.column("features").take(first_rows).to_pylist()
+    documents = [orjson.loads(text) for text in texts]
+    person = table.column("person").to_numpy()[first_rows]
+    changed = table.column("changed").to_numpy(zero_copy_only=False)[first_rows]
+    places = table.column("ref").to_numpy()[first_rows]
+    sizes = np.diff(np.r_[starts, len(record)])
+    bits = table.column("bit").to_numpy()[starts]
+    first, second, kinds = _block_pairs(local, sizes, bits, person, changed)
+    columns = without_generic(columns_of(documents, scorer.known_given), generic)
+    # Each pair one way round, from the record first in (source, source_id) order.
+    flip = places[first] > places[second]
+    a, b = np.where(flip, second, first), np.where(flip, first, second)
+    confidences = ComparisonWeights(scorer, columns).confidences(compare_pairs(columns, a, b))
+    worth = (confidences >= floor - 1e-9) | (kinds > 0)
+    records = ordered[new]
+    x, y = records[first[worth]], records[second[worth]]
+    return pa.RecordBatch.from_arrays(
+        [pa.array(np.minimum(x, y), pa.int64()), pa.array(np.maximum(x, y), pa.int64()),
+         pa.array(kinds[worth].astype(np.int32), pa.int32())],
+        names=["first", "second", "exact"],
+    )  # fmt: skip
+
+
 def _block_pairs(
-    members: list[list[int]], bits: np.ndarray, person: np.ndarray, changed: np.ndarray
+    flat: np.ndarray, sizes: np.ndarray, bits: np.ndarray, person: np.ndarray, changed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pairs of each block's members (local record indices) of two persons, one of
-    them changed, with the block's exact-kind bit."""
-    sizes = np.fromiter(map(len, members), np.int64, len(members))
-    flat = np.fromiter((m for block in members for m in block), np.int64, int(sizes.sum()))
+    """The pairs of each block's members (`flat`: local record indices, block after
+    block, `sizes` long) of two persons, one of them changed, with the block's exact-kind
+    bit."""
     starts = np.cumsum(sizes) - sizes
     firsts, seconds, kinds = [], [], []
     for size in np.unique(sizes[sizes > 1]):
@@ -290,15 +313,16 @@ class SparkEngine:
             .count()
         )
         frame = self.spark.read.parquet(str(records)).select("record", "ref", "features")
-        member = F.struct("record", "person", "changed", "ref", "features")
-        blocks = (
+        # Each block's members together, in a partition sorted by block: no per-block
+        # lists to build, and the executors' Python reads flat Arrow columns.
+        rows = (
             members.join(frame, "record")
-            .groupBy("kind", "value")
-            .agg(F.first("bit").alias("bit"), F.collect_list(member).alias("members"))
+            .repartition("kind", "value")
+            .sortWithinPartitions("kind", "value")
+            .select("kind", "value", "record", "person", "changed", "ref", "bit", "features")
         )
         worth = (
-            blocks.select("bit", "members")
-            .mapInPandas(_block_comparer(scorer, generic, floor), _WORTH_SCHEMA)
+            rows.mapInArrow(_block_comparer(scorer, generic, floor), _WORTH_SCHEMA)
             .groupBy("first", "second")
             .agg(F.bit_or("exact").alias("exact"))
         )
