@@ -34,9 +34,10 @@ from mdm.services.context import Registry
 from mdm.services.dedupe import dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
-from mdm.store.tables import ReviewItemRow, SourceRecordRow
+from mdm.store.tables import SourceRecordRow
 from tests.bench.bench_ingest import prewarm
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
+from tests.bench.eval_matching import open_match_items
 from tests.databases import copy_database
 from tests.factories import Partition, dedupe_killed, partition, record_pairs
 
@@ -250,11 +251,7 @@ def review_quality(url: str, truth: dict[tuple[str, str], str]) -> tuple[int, in
         owners = conn.execute(
             select(SourceRecordRow.person_id, SourceRecordRow.source, SourceRecordRow.source_id)
         ).all()
-        items = conn.execute(
-            select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
-                ReviewItemRow.kind == "match", ReviewItemRow.status == "open"
-            )
-        ).all()
+        items = open_match_items(conn)
     engine.dispose()
     humans: dict[UUID, set[str]] = defaultdict(set)
     for person, source, source_id in owners:

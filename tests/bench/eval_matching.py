@@ -16,8 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from itertools import combinations, islice
 from pathlib import Path
+from uuid import UUID
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 
 from fixtures.generator import generate
 from mdm.config import Settings
@@ -40,6 +41,17 @@ def pairs_of(groups: dict[str, list[str]]) -> set[tuple[str, str]]:
     for members in groups.values():
         found.update(combinations(sorted(members), 2))
     return found
+
+
+def open_match_items(conn: Connection) -> list[tuple[UUID, UUID]]:
+    """The match queue a steward faces: items a later merge answered are closed. Conflict
+    items (a sensitive golden value changed) ask about one person, not a pair."""
+    rows = conn.execute(
+        select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
+            ReviewItemRow.status == "open", ReviewItemRow.kind == "match"
+        )
+    )
+    return [(a, b) for a, b in rows]
 
 
 def blocking_recall(records: int, seed: int, cap: int) -> float:
@@ -101,13 +113,7 @@ def run(records: int, seed: int, scorer: Scorer | None, name: str = "mdm_eval") 
         linked = conn.execute(
             select(SourceRecordRow.source, SourceRecordRow.source_id, SourceRecordRow.person_id)
         ).all()
-        # The match queue a steward faces: items a later merge answered are closed. Conflict
-        # items (a sensitive golden value changed) ask about one person, not a pair.
-        reviews = conn.execute(
-            select(ReviewItemRow.person_a, ReviewItemRow.person_b).where(
-                ReviewItemRow.status == "open", ReviewItemRow.kind == "match"
-            )
-        ).all()
+        reviews = open_match_items(conn)
         conflicts = conn.scalar(
             select(func.count()).where(
                 ReviewItemRow.status == "open", ReviewItemRow.kind == "conflict"
