@@ -22,10 +22,13 @@ class UnitOfWork:
     session's bookkeeping costs measurable CPU on every request.
     """
 
-    def __init__(self, engine: Engine, sealer: Sealer, *, read_only: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, sealer: Sealer, *, read_only: bool = False, flushed: bool = True
+    ) -> None:
         self._engine = engine
         self._sealer = sealer
         self._read_only = read_only
+        self._flushed = flushed
         self._conn: Connection | None = None
         self._transaction: RootTransaction | None = None
 
@@ -42,6 +45,8 @@ class UnitOfWork:
             # Begun explicitly: the repository also talks to the driver directly, and the
             # transaction must be SQLAlchemy's to commit.
             self._transaction = self._conn.begin()
+            if not self._flushed and self._engine.dialect.name == "postgresql":
+                self._conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         self.registry = RegistryRepository(self._conn, self._sealer)
         self.rejections = RejectionRepository(self._conn, self._sealer)
         self.webhooks = WebhookRepository(self._conn, self._sealer)
@@ -76,9 +81,27 @@ class Database:
         self.engine = engine
         self.sealer = sealer
 
-    def uow(self, *, read_only: bool = False) -> UnitOfWork:
-        """A unit of work; `read_only` for reads that need no transaction (PostgreSQL)."""
-        return UnitOfWork(self.engine, self.sealer, read_only=read_only)
+    def uow(self, *, read_only: bool = False, flushed: bool = True) -> UnitOfWork:
+        """A unit of work; `read_only` for reads that need no transaction (PostgreSQL).
+
+        With `flushed=False` its commit returns before the server has flushed it to disk
+        (PostgreSQL's `synchronous_commit = off`): a server crash in the next fraction of a
+        second may undo it whole, never in part. Only for work that is redone when it is
+        lost, such as the nightly dedupe's chunks (see `flush_all`).
+        """
+        return UnitOfWork(self.engine, self.sealer, read_only=read_only, flushed=flushed)
+
+    def flush_all(self) -> None:
+        """Return once every commit made so far is on disk, those of `flushed=False` units
+        included. A commit waits for the log to be flushed up to its own record, and so
+        past every commit before it, only when its transaction wrote to the log: this one
+        writes a transactional message (read by nobody but logical decoding)."""
+        if self.dialect != "postgresql":
+            return
+        with self.engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql(
+                "SELECT pg_logical_emit_message(true, %s, %s)", ("mdm", "dedupe written")
+            )
 
     @property
     def dialect(self) -> str:

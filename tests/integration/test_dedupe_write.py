@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from mdm.services import dedupe_write
 from mdm.services.context import Registry
 from mdm.services.dedupe_write import _die_with, write
+from mdm.store.registry import RegistryRepository
 from tests.integration.test_merge_groups import _groups
 
 
@@ -81,3 +83,31 @@ def test_a_writing_process_dies_with_the_run() -> None:
     while not _gone(writer) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _gone(writer)
+
+
+def test_chunks_commit_without_waiting_for_the_flush_and_the_stage_ends_flushed(
+    pg_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = _groups(pg_registry)
+    seen: list[str] = []
+    real = dedupe_write.merge_groups
+
+    def merge_groups(repo: RegistryRepository, *args: Any, **kwargs: Any) -> int:
+        seen.append(repo.conn.exec_driver_sql("SHOW synchronous_commit").scalar_one())
+        return real(repo, *args, **kwargs)
+
+    monkeypatch.setattr(dedupe_write, "merge_groups", merge_groups)
+    write(pg_registry, groups, [], chunk=4, workers=1, tick=lambda *a: None)
+    assert seen and set(seen) == {"off"}
+    with pg_registry.database.engine.connect() as conn:
+        # SET LOCAL: the pooled connection, and every other unit of work, still wait.
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+        written = conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar_one()
+    with pg_registry.database.uow() as uow:
+        assert uow.registry.conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+    pg_registry.database.flush_all()
+    with pg_registry.database.engine.connect() as conn:
+        flushed = conn.exec_driver_sql(
+            "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (written,)
+        ).scalar_one()
+    assert flushed
