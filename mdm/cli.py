@@ -777,7 +777,7 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="The result as JSON")] = False,
 ) -> None:
-    """Check the whole hash chain; name the first event that does not hold (exit 1)."""
+    """Check the hash chain of every lane; name the first event that does not hold (exit 1)."""
     import time
 
     from mdm.store.audit import verify
@@ -797,6 +797,7 @@ def audit_verify(
                     "ok": result.ok,
                     "events": result.events,
                     "head": result.head,
+                    "heads": {str(lane): head for lane, head in sorted(result.heads.items())},
                     "broken_seq": result.broken_seq,
                     "broken_id": str(result.broken_id) if result.broken_id else None,
                     "reason": result.reason,
@@ -806,7 +807,8 @@ def audit_verify(
         )
     elif result.ok:
         console.print(f"audit chain intact: {result.events} events in {seconds} s")
-        console.print(f"head {result.head}")
+        for lane, head in sorted(result.heads.items()):
+            console.print(f"lane {lane} head {head}")
     else:
         console.print(
             f"[red]audit chain broken at event seq {result.broken_seq} "

@@ -10,8 +10,10 @@ transaction), and run again it goes on from them.
 A chunk's commit does not wait for the server to flush it to disk: a server crash may undo
 the last chunks (whole, as if they had never run), and the next run does them again. The
 stage ends with one flushed commit, which puts every chunk on disk before the run reports.
-Waiting for a flush per chunk cost a fifth of the stage's time, and held the audit chain's
-lock, which online ingests wait for, through each flush.
+Waiting for a flush per chunk cost a fifth of the stage's time.
+
+Each writing process appends its audit events to a lane of the trail of its own
+(mdm/store/audit.py): neither the other process nor an online ingest waits for its chunk.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mdm.model.person import AuditEvent, OutboxEvent, ReviewItem
 from mdm.services.context import Registry
 from mdm.services.merge_groups import merge_groups
 from mdm.services.retry import run_with_retries
+from mdm.store.audit import DEDUPE_LANE
 
 ACTOR = "dedupe"
 Progress = Callable[[str, int, int], None]
@@ -70,7 +73,7 @@ def write(
             tick("write", done, total)
     else:
         for part in parts:
-            merged += run_with_retries(partial(_merge, registry, part))
+            merged += run_with_retries(partial(_merge, registry, part, DEDUPE_LANE))
             done += len(part)
             tick("write", done, total)
     opened = 0
@@ -86,8 +89,9 @@ def write(
     return merged, opened
 
 
-def _merge(registry: Registry, groups: Sequence[Sequence[UUID]]) -> int:
+def _merge(registry: Registry, groups: Sequence[Sequence[UUID]], lane: int) -> int:
     with registry.database.uow(flushed=False) as uow:
+        uow.registry.audit_lane = lane
         merged = merge_groups(
             uow.registry,
             groups,
@@ -114,7 +118,9 @@ def _forked_writes(
     for k in range(workers):
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(
-            target=_writer, args=(registry, parts[k::workers], sender, os.getpid()), daemon=True
+            target=_writer,
+            args=(registry, parts[k::workers], DEDUPE_LANE + k, sender, os.getpid()),
+            daemon=True,
         )
         child.start()
         sender.close()
@@ -151,6 +157,7 @@ def _forked_writes(
 def _writer(
     registry: Registry,
     parts: Sequence[Sequence[Sequence[UUID]]],
+    lane: int,
     sender: Connection,
     parent: int,
 ) -> None:
@@ -163,7 +170,8 @@ def _writer(
     gc.disable()
     try:
         for part in parts:
-            sender.send(("chunk", run_with_retries(partial(_merge, registry, part)), len(part)))
+            merged = run_with_retries(partial(_merge, registry, part, lane))
+            sender.send(("chunk", merged, len(part)))
             gc.collect(1)
         sender.send(("done", 0, 0))
     except BaseException as exc:  # reported to the run, which stops
@@ -195,6 +203,7 @@ def _review(registry: Registry, part: Sequence[Proposal], held: set[tuple[UUID, 
     done: set[tuple[UUID, UUID]] = set()
     with registry.database.uow(flushed=False) as uow:
         repo = uow.registry
+        repo.audit_lane = DEDUPE_LANE
         persons = repo.live_persons({pid for p in part for pid in (p.a, p.b)})
         distinct = repo.not_a_match_among(list({p.id for p in persons.values()}))
         for p in part:

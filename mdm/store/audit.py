@@ -5,6 +5,12 @@ deletion or a reordering anywhere breaks the chain from there on (`verify`). Eve
 chained in the order they commit: a writer takes one lock for the chain's head and holds
 it to the end of its transaction, which is why events are appended last in a unit of work.
 
+The trail is a few such chains, its lanes: the API, the workers and the stewards write on
+lane 0; each of the nightly dedupe's writing processes on a lane of its own (`DEDUPE_LANE`
+onwards). A dedupe chunk appends hundreds of events, and an online ingest waiting for its
+lock would wait for all of them; on lanes of their own, neither waits for the other. An
+event moved to another lane breaks both chains.
+
 What an event says about a person (before and after values) is sealed under that person's
 own key; erasing the person destroys the key, and the trail keeps its shape and its
 hashes without a readable personal value (crypto-shredding).
@@ -19,7 +25,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, select, tuple_
 
 from mdm.crypto import UnreadableValue, open_document, seal_document
 from mdm.model.person import AuditEvent
@@ -30,8 +36,10 @@ GENESIS = "0" * 64
 # Person events whose content names no personal value: kept in clear, readable after an
 # erasure (the erasure's own event lists the records it reached).
 CLEAR_ACTIONS = frozenset({"person.erased"})
-# pg_advisory_xact_lock key of the chain's head ("mdmaudit" as 8 bytes).
+# pg_advisory_xact_lock key of lane 0's head ("mdmaudit" as 8 bytes); lane n's is n more.
 _CHAIN_LOCK = 0x6D646D6175646974
+ONLINE_LANE = 0
+DEDUPE_LANE = 1  # the first of the dedupe's lanes, one per writing process
 
 
 def digest(prev: str, event: Mapping[str, Any]) -> str:
@@ -53,8 +61,9 @@ def digest(prev: str, event: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev.encode() + body).hexdigest()
 
 
-LOCK_SQL = f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})"
-HEAD_SQL = "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+LOCK_SQL = f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK} + %s)"
+HEAD_SQL = "SELECT hash FROM audit_events WHERE lane = %s ORDER BY seq DESC LIMIT 1"
+SQLITE_HEAD_SQL = "SELECT hash FROM audit_events WHERE lane = :lane ORDER BY seq DESC LIMIT 1"
 
 
 def chained(rows: Sequence[dict[str, Any]], head: str) -> list[dict[str, Any]]:
@@ -117,7 +126,7 @@ def open_event(m: Mapping[str, Any], key: bytes | None) -> AuditEvent:
 @dataclass(frozen=True, slots=True)
 class Verification:
     events: int
-    head: str
+    heads: dict[int, str]  # each lane's last hash
     broken_seq: int | None = None
     broken_id: UUID | None = None
     reason: str | None = None
@@ -126,31 +135,43 @@ class Verification:
     def ok(self) -> bool:
         return self.broken_seq is None
 
+    @property
+    def head(self) -> str:
+        """Lane 0's last hash."""
+        return self.heads.get(ONLINE_LANE, GENESIS)
+
 
 def verify(conn: Connection, *, batch: int = 20_000) -> Verification:
-    """Walk the whole chain in order; name the first event that does not hold."""
-    head = GENESIS
+    """Walk every lane's chain in order; name the first event that does not hold."""
+    heads: dict[int, str] = {}
     count = 0
     for row in _stream(conn, batch):
         count += 1
+        lane = row["lane"]
+        head = heads.get(lane, GENESIS)
         if row["prev_hash"] != head:
             return Verification(
-                count, head, row["seq"], row["id"], "does not follow the event before it"
+                count, heads, row["seq"], row["id"], "does not follow the event before it"
             )
         if digest(head, row) != row["hash"]:
-            return Verification(count, head, row["seq"], row["id"], "its content was changed")
-        head = row["hash"]
-    return Verification(count, head)
+            return Verification(count, heads, row["seq"], row["id"], "its content was changed")
+        heads[lane] = row["hash"]
+    return Verification(count, heads)
 
 
 def _stream(conn: Connection, batch: int) -> Iterator[Any]:
-    after = -1
+    """Every event, lane by lane, each lane in order."""
+    after = (-1, -1)
+    c = audit_t.c
     while True:
         rows = conn.execute(
-            select(audit_t).where(audit_t.c.seq > after).order_by(audit_t.c.seq).limit(batch)
+            select(audit_t)
+            .where(tuple_(c.lane, c.seq) > after)
+            .order_by(c.lane, c.seq)
+            .limit(batch)
         ).all()
         if not rows:
             return
         for r in rows:
             yield r._mapping
-        after = rows[-1].seq
+        after = (rows[-1].lane, rows[-1].seq)

@@ -302,7 +302,8 @@ class RegistryRepository:
         self._checked: list[CheckedStatement] = []
         # Persons' own keys (wrapped under the key ring) as read or created in this unit.
         self._wrapped_keys: dict[UUID, str | None] = {}
-        # The audit chain's head once this transaction holds its lock.
+        # The audit lane this unit appends to, and its head once the unit holds its lock.
+        self.audit_lane = audit.ONLINE_LANE
         self._audit_head: str | None = None
 
     # -- sealed documents --------------------------------------------------------------------
@@ -1094,8 +1095,8 @@ class RegistryRepository:
         self._insert(reviews_t, rows)
 
     def insert_audit(self, events: Sequence[AuditEvent]) -> None:
-        """Append events to the chain. The chain's lock is taken here and held to commit:
-        call it at the end of a unit of work."""
+        """Append events to the chain of this unit's lane (`audit_lane`). The lane's lock is
+        taken here and held to commit: call it at the end of a unit of work."""
         if not events:
             return
         keys = self._ensure_keys({UUID(e.entity_id) for e in events if audit.personal(e)})
@@ -1107,19 +1108,22 @@ class RegistryRepository:
             self._audit_head = self._chain_head()
         rows = audit.chained(rows, self._audit_head)
         self._audit_head = rows[-1]["hash"]
+        for row in rows:
+            row["lane"] = self.audit_lane
         self._insert(audit_t, rows)
 
     def _chain_head(self) -> str:
         if self.dialect != "postgresql":
             # SQLite: every write transaction is BEGIN IMMEDIATE, writers are serial already.
-            return self.conn.scalar(text(audit.HEAD_SQL)) or audit.GENESIS
+            found = self.conn.scalar(text(audit.SQLITE_HEAD_SQL), {"lane": self.audit_lane})
+            return found or audit.GENESIS
         # The lock, then the look-up in a statement of its own, so that its snapshot is
         # taken once the lock is held (READ COMMITTED); one round trip for both.
         conn = driver_connection(self.conn)
         with conn.cursor() as locker, conn.cursor() as cursor:
             with conn.pipeline():
-                locker.execute(audit.LOCK_SQL)
-                cursor.execute(audit.HEAD_SQL)
+                locker.execute(audit.LOCK_SQL, [self.audit_lane])
+                cursor.execute(audit.HEAD_SQL, [self.audit_lane])
             row = cursor.fetchone()
         return row[0] if row and row[0] else audit.GENESIS
 

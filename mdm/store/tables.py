@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -189,8 +190,13 @@ class AuditEventRow(Base):
     # SHA-256 chain: each hash covers the previous one and this event (mdm/store/audit.py).
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The chain the event is on (mdm/store/audit.py: lanes).
+    lane: Mapped[int] = mapped_column(SmallInteger, server_default="0")
 
-    __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "seq"),)
+    __table_args__ = (
+        Index("ix_audit_events_entity", "entity_type", "entity_id", "seq"),
+        Index("ix_audit_events_lane", "lane", "seq"),
+    )
 
 
 class ErasureRow(Base):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -18,6 +19,7 @@ import pytest
 from mdm.services import dedupe_write
 from mdm.services.context import Registry
 from mdm.services.dedupe_write import _die_with, write
+from mdm.store.audit import DEDUPE_LANE, LOCK_SQL, ONLINE_LANE, verify
 from mdm.store.registry import RegistryRepository
 from tests.integration.test_merge_groups import _groups
 
@@ -39,10 +41,10 @@ def test_a_writing_process_that_fails_stops_the_run(
     groups = _groups(pg_registry)
     real = dedupe_write._merge
 
-    def merge(registry: Registry, part: Sequence[Sequence[UUID]]) -> int:
+    def merge(registry: Registry, part: Sequence[Sequence[UUID]], lane: int) -> int:
         if groups[5] in part:
             raise ValueError("a chunk that cannot be written")
-        return real(registry, part)
+        return real(registry, part, lane)
 
     monkeypatch.setattr(dedupe_write, "_merge", merge)  # the forked processes inherit it
     with pytest.raises(RuntimeError, match="ValueError: a chunk that cannot be written"):
@@ -111,3 +113,48 @@ def test_chunks_commit_without_waiting_for_the_flush_and_the_stage_ends_flushed(
             "SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", (written,)
         ).scalar_one()
     assert flushed
+
+
+def test_each_writing_process_appends_to_a_lane_of_its_own(pg_registry: Registry) -> None:
+    groups = _groups(pg_registry)
+    write(pg_registry, groups, [], chunk=3, workers=2, tick=lambda *a: None)
+    with pg_registry.database.engine.connect() as conn:
+        lanes = dict(
+            conn.exec_driver_sql(
+                "SELECT lane, count(*) FROM audit_events WHERE actor = 'dedupe' GROUP BY lane"
+            ).all()
+        )
+        online = conn.exec_driver_sql(
+            "SELECT count(*) FROM audit_events WHERE actor <> 'dedupe' AND lane <> 0"
+        ).scalar_one()
+        result = verify(conn)
+    assert set(lanes) == {DEDUPE_LANE, DEDUPE_LANE + 1} and online == 0
+    assert result.ok and set(result.heads) == {0, DEDUPE_LANE, DEDUPE_LANE + 1}
+
+    # An edit on a dedupe lane is found like one on lane 0.
+    with pg_registry.database.engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        seq = conn.exec_driver_sql(
+            "SELECT max(seq) FROM audit_events WHERE lane = %s", (DEDUPE_LANE + 1,)
+        ).scalar_one()
+        conn.exec_driver_sql("UPDATE audit_events SET actor = 'mallory' WHERE seq = %s", (seq,))
+    with pg_registry.database.engine.connect() as conn:
+        broken = verify(conn)
+    assert (broken.broken_seq, broken.reason) == (seq, "its content was changed")
+
+
+def test_a_dedupe_chunk_does_not_wait_for_the_online_lane(pg_registry: Registry) -> None:
+    groups = _groups(pg_registry)
+    finished = threading.Event()
+
+    def run() -> None:
+        write(pg_registry, groups, [], chunk=5, workers=1, tick=lambda *a: None)
+        finished.set()
+
+    with pg_registry.database.engine.connect() as holder, holder.begin():
+        # An online unit of work holding lane 0 for as long as this block lasts.
+        holder.exec_driver_sql(LOCK_SQL, (ONLINE_LANE,))
+        writer = threading.Thread(target=run, daemon=True)
+        writer.start()
+        writer.join(timeout=120)
+        assert finished.is_set()
