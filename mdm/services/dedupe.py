@@ -130,7 +130,7 @@ def dedupe(
     *,
     dry_run: bool = False,
     since: datetime | None = None,
-    chunk: int = 20,
+    chunk: int = 100,
     workers: int = 2,
     progress: Progress | None = None,
     decisions: dict[tuple[UUID, UUID], str] | None = None,
