@@ -24,7 +24,8 @@ from mdm.model.errors import ConcurrentUpdate
 
 
 def dumps_json(value: Any) -> str:
-    """JSON text for a statement parameter: orjson, and dates of any subclass."""
+    """JSON text for a statement parameter: orjson (UUIDs in their canonical text, as
+    str() writes them, in C), and dates of any subclass."""
     return orjson.dumps(value, default=_iso).decode()
 
 

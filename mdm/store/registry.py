@@ -737,7 +737,7 @@ class RegistryRepository:
     def move_records(self, moves: Mapping[UUID, UUID]) -> None:
         """Re-link records to another person (a merge); nothing else about them changes."""
         if self.dialect == "postgresql" and moves:
-            doc = dumps_json([{"r": str(r), "p": str(p)} for r, p in moves.items()])
+            doc = dumps_json([{"r": r, "p": p} for r, p in moves.items()])
             self.conn.exec_driver_sql(_PG_MOVE_RECORDS, (doc,))
             return
         self._update_records_by_id([{"id": r, "person_id": p} for r, p in moves.items()])
@@ -773,7 +773,7 @@ class RegistryRepository:
         thousands of persons at once (on PostgreSQL the mapping travels as one JSON
         parameter; a CASE over hundreds of ids costs more to build than to run)."""
         if self.dialect == "postgresql":
-            doc = dumps_json([{"o": str(old), "n": str(new)} for old, new in merged.items()])
+            doc = dumps_json([{"o": old, "n": new} for old, new in merged.items()])
             for column in ("person_a", "person_b"):
                 self.conn.exec_driver_sql(_PG_REPOINT_REVIEWS.format(column=column), (doc,))
             return
@@ -813,7 +813,7 @@ class RegistryRepository:
             for pid, (c, r) in sorted(states.items())
         ]
         if self.dialect == "postgresql":
-            doc = dumps_json([{"id": str(row["id"]), "s": row["s"]} for row in rows])
+            doc = dumps_json([{"id": row["id"], "s": row["s"]} for row in rows])
             self.conn.exec_driver_sql(_PG_SET_STEWARDSHIP, (doc,))
             return
         self.conn.execute(
@@ -1074,7 +1074,7 @@ class RegistryRepository:
             # One JSON parameter rather than three per key: a merge of thousands of persons
             # removes tens of thousands of keys, and a long parameter list costs the driver
             # more than the delete costs the database.
-            doc = dumps_json([{"k": k, "v": v, "p": str(p)} for k, v, p in rows])
+            doc = dumps_json([{"k": k, "v": v, "p": p} for k, v, p in rows])
             self.conn.exec_driver_sql(_PG_REMOVE_KEYS, (doc,))
             return
         for chunk in _chunks(rows, _SQLITE_CHUNK):
