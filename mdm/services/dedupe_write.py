@@ -10,7 +10,7 @@ transaction), and run again it goes on from them.
 A chunk's commit does not wait for the server to flush it to disk: a server crash may undo
 the last chunks (whole, as if they had never run), and the next run does them again. The
 stage ends with one flushed commit, which puts every chunk on disk before the run reports.
-Waiting for a flush per chunk cost a fifth of the stage's time.
+Waiting for a flush per chunk cost about a tenth of the stage's time.
 
 Each writing process appends its audit events to a lane of the trail of its own
 (mdm/store/audit.py): neither the other process nor an online ingest waits for its chunk.

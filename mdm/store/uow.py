@@ -100,7 +100,7 @@ class Database:
             return
         with self.engine.connect() as conn, conn.begin():
             conn.exec_driver_sql(
-                "SELECT pg_logical_emit_message(true, %s, %s)", ("mdm", "dedupe written")
+                "SELECT pg_logical_emit_message(true, %s, %s)", ("mdm", "flush_all")
             )
 
     @property
