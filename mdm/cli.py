@@ -126,7 +126,7 @@ def dedupe(
     ] = None,
     chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 100,
     workers: Annotated[
-        int, typer.Option(min=1, help="Processes that score, threads that write merges")
+        int, typer.Option(min=1, help="Processes that score the blocks and write the merges")
     ] = 2,
     nice: Annotated[
         int,

@@ -139,10 +139,10 @@ def dedupe(
     """Run the nightly dedupe; `since` limits it to pairs with a person changed since.
     `decisions` receives the policy's outcome (link, review, create) for every pair of
     persons it decided on, keyed by the two ids in order. `workers` processes score the
-    blocks and as many threads write the merges (one core waits on the database while
-    another computes golden records). With `spark`, blocking, scoring and clustering run
-    on Apache Spark (services/spark_engine.py); the decisions and the writes are the same
-    code either way."""
+    blocks and as many write the merges (on PostgreSQL; golden records, events and sealing
+    are Python, which threads could not spread over the cores). With `spark`, blocking,
+    scoring and clustering run on Apache Spark (services/spark_engine.py); the decisions
+    and the writes are the same code either way."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     engine = None
