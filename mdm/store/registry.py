@@ -82,6 +82,14 @@ _CANDIDATE_PERSON_COLUMNS = [
     persons_t.c[n] for n in ("id", "status", "version", "created_at", "updated_at", "merged_into")
 ]
 _CANDIDATE_RECORD_COLUMNS = [c for c in _RECORD_COLUMNS if c.name != "attributes"]
+# `_candidate_person` and `_candidate_record` read rows of these columns by position.
+assert [c.name for c in _CANDIDATE_PERSON_COLUMNS] == [
+    "id", "status", "version", "created_at", "updated_at", "merged_into"
+]  # fmt: skip
+assert [c.name for c in _CANDIDATE_RECORD_COLUMNS] == [
+    "id", "source", "source_id", "person_id", "features", "source_updated_at", "received_at",
+    "version", "link_source", "link_state", "link_score", "link_rule", "linked_at",
+]  # fmt: skip
 _LOAD_PERSONS = select(
     persons_t.c.id,
     persons_t.c.status,
@@ -249,6 +257,31 @@ def _record_from(m: Mapping[str, Any], *, full: bool = False) -> LinkedRecord:
         explanation=m["explanation"] if full else {},
         raw=m["raw"] if full else None,
     )
+
+
+_PERSON_STATUS = {s.value: s for s in PersonStatus}
+_LINK_SOURCE = {s.value: s for s in LinkSource}
+_LINK_STATE = {s.value: s for s in LinkState}
+
+
+def _candidate_person(row: Sequence[Any]) -> PersonState:
+    """A row of `_CANDIDATE_PERSON_COLUMNS`, in their order."""
+    id_, status, version, created_at, updated_at, merged_into = row
+    return PersonState(id_, _PERSON_STATUS[status], version, created_at.astimezone(UTC),
+                       updated_at.astimezone(UTC), {}, {}, [], merged_into)  # fmt: skip
+
+
+def _candidate_record(row: Sequence[Any]) -> LinkedRecord:
+    """A row of `_CANDIDATE_RECORD_COLUMNS`, in their order: what `_record_from` makes of
+    it as a mapping, built positionally (several candidate records per ingested record)."""
+    (id_, source, source_id, person_id, features, source_updated_at, received_at, version,
+     link_source, link_state, link_score, link_rule, linked_at) = row  # fmt: skip
+    return LinkedRecord(
+        id_, source, source_id, person_id, {}, MatchFeatures.from_json(features),
+        source_updated_at.astimezone(UTC) if source_updated_at is not None else None,
+        received_at.astimezone(UTC), version, _LINK_SOURCE[link_source],
+        _LINK_STATE[link_state], link_score, link_rule, linked_at.astimezone(UTC),
+    )  # fmt: skip
 
 
 def _person_from(m: Mapping[str, Any]) -> PersonState:
@@ -447,11 +480,14 @@ class RegistryRepository:
         wanted = set(ids)
         persons: dict[UUID, PersonState] = {}
         while wanted:
-            person_rows, record_rows = self._person_rows(sorted(wanted), candidates)
-            for m in person_rows:
-                persons[m["id"]] = self._person(m)
-            for m in record_rows:
-                persons[m["person_id"]].records.append(self._record(m))
+            if candidates and self.dialect == "postgresql":
+                self._candidates_pg(sorted(wanted), persons)
+            else:
+                person_rows, record_rows = self._person_rows(sorted(wanted), candidates)
+                for m in person_rows:
+                    persons[m["id"]] = self._person(m)
+                for m in record_rows:
+                    persons[m["person_id"]].records.append(self._record(m))
             wanted = {
                 p.merged_into
                 for p in persons.values()
@@ -561,6 +597,21 @@ class RegistryRepository:
             )
         return person_rows, record_rows
 
+    def _candidates_pg(self, ids: list[UUID], into: dict[UUID, PersonState]) -> None:
+        """Candidate persons and their records into `into`, from rows as tuples: nothing
+        to open (no sealed column is read), and no mapping built per row."""
+        conn = driver_connection(self.conn)
+        with conn.cursor() as persons, conn.cursor() as records:
+            with conn.pipeline():
+                persons.execute(_PG_LOAD_CANDIDATE_PERSONS, [ids])
+                records.execute(_PG_LOAD_CANDIDATE_RECORDS, [ids])
+            for row in persons.fetchall():
+                person = _candidate_person(row)
+                into[person.id] = person
+            for row in records.fetchall():
+                record = _candidate_record(row)
+                into[record.person_id].records.append(record)
+
     def _person_rows(
         self, ids: list[UUID], candidates: bool = False
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -571,12 +622,9 @@ class RegistryRepository:
                 conn.cursor(row_factory=dict_row) as records,
             ):
                 with conn.pipeline():
-                    if candidates:
-                        persons.execute(_PG_LOAD_CANDIDATE_PERSONS, [ids])
-                        records.execute(_PG_LOAD_CANDIDATE_RECORDS, [ids])
-                    else:
-                        persons.execute(_PG_LOAD_PERSONS, [ids])
-                        records.execute(_PG_LOAD_RECORDS, [ids])
+                    # Candidates are read by `_candidates_pg`.
+                    persons.execute(_PG_LOAD_PERSONS, [ids])
+                    records.execute(_PG_LOAD_RECORDS, [ids])
                 return persons.fetchall(), records.fetchall()
         load_persons, load_records = (
             (_LOAD_CANDIDATE_PERSONS, _LOAD_CANDIDATE_RECORDS)
