@@ -77,18 +77,16 @@ not_a_match_t = cast(Table, NotAMatchRow.__table__)
 erasures_t = cast(Table, ErasureRow.__table__)
 
 _RECORD_COLUMNS = [c for c in records_t.c if c.name not in ("raw", "explanation")]
-# What deciding a record needs of its candidates: no golden record, no attributes.
+# What deciding a record needs of its candidates: no golden record, no attributes. Named
+# one by one: `_candidate_person` and `_candidate_record` read their rows by position.
 _CANDIDATE_PERSON_COLUMNS = [
     persons_t.c[n] for n in ("id", "status", "version", "created_at", "updated_at", "merged_into")
 ]
-_CANDIDATE_RECORD_COLUMNS = [c for c in _RECORD_COLUMNS if c.name != "attributes"]
-# `_candidate_person` and `_candidate_record` read rows of these columns by position.
-assert [c.name for c in _CANDIDATE_PERSON_COLUMNS] == [
-    "id", "status", "version", "created_at", "updated_at", "merged_into"
-]  # fmt: skip
-assert [c.name for c in _CANDIDATE_RECORD_COLUMNS] == [
-    "id", "source", "source_id", "person_id", "features", "source_updated_at", "received_at",
-    "version", "link_source", "link_state", "link_score", "link_rule", "linked_at",
+_CANDIDATE_RECORD_COLUMNS = [
+    records_t.c[n]
+    for n in ("id", "source", "source_id", "person_id", "features", "source_updated_at",
+              "received_at", "version", "link_source", "link_state", "link_score",
+              "link_rule", "linked_at")
 ]  # fmt: skip
 _LOAD_PERSONS = select(
     persons_t.c.id,
@@ -480,10 +478,10 @@ class RegistryRepository:
         wanted = set(ids)
         persons: dict[UUID, PersonState] = {}
         while wanted:
-            if candidates and self.dialect == "postgresql":
-                self._candidates_pg(sorted(wanted), persons)
+            if candidates:
+                self._candidates(sorted(wanted), persons)
             else:
-                person_rows, record_rows = self._person_rows(sorted(wanted), candidates)
+                person_rows, record_rows = self._person_rows(sorted(wanted))
                 for m in person_rows:
                     persons[m["id"]] = self._person(m)
                 for m in record_rows:
@@ -597,24 +595,30 @@ class RegistryRepository:
             )
         return person_rows, record_rows
 
-    def _candidates_pg(self, ids: list[UUID], into: dict[UUID, PersonState]) -> None:
+    def _candidates(self, ids: list[UUID], into: dict[UUID, PersonState]) -> None:
         """Candidate persons and their records into `into`, from rows as tuples: nothing
         to open (no sealed column is read), and no mapping built per row."""
-        conn = driver_connection(self.conn)
-        with conn.cursor() as persons, conn.cursor() as records:
-            with conn.pipeline():
-                persons.execute(_PG_LOAD_CANDIDATE_PERSONS, [ids])
-                records.execute(_PG_LOAD_CANDIDATE_RECORDS, [ids])
-            for row in persons.fetchall():
-                person = _candidate_person(row)
-                into[person.id] = person
-            for row in records.fetchall():
-                record = _candidate_record(row)
-                into[record.person_id].records.append(record)
+        if self.dialect == "postgresql":
+            conn = driver_connection(self.conn)
+            with conn.cursor() as persons, conn.cursor() as records:
+                with conn.pipeline():
+                    persons.execute(_PG_LOAD_CANDIDATE_PERSONS, [ids])
+                    records.execute(_PG_LOAD_CANDIDATE_RECORDS, [ids])
+                person_rows: list[Sequence[Any]] = persons.fetchall()
+                record_rows: list[Sequence[Any]] = records.fetchall()
+        else:
+            person_rows, record_rows = [], []
+            for chunk in _chunks(ids, _SQLITE_CHUNK):
+                person_rows.extend(self.conn.execute(_LOAD_CANDIDATE_PERSONS, {"ids": chunk}))
+                record_rows.extend(self.conn.execute(_LOAD_CANDIDATE_RECORDS, {"ids": chunk}))
+        for row in person_rows:
+            person = _candidate_person(row)
+            into[person.id] = person
+        for row in record_rows:
+            record = _candidate_record(row)
+            into[record.person_id].records.append(record)
 
-    def _person_rows(
-        self, ids: list[UUID], candidates: bool = False
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _person_rows(self, ids: list[UUID]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if self.dialect == "postgresql":
             conn = driver_connection(self.conn)
             with (
@@ -622,23 +626,17 @@ class RegistryRepository:
                 conn.cursor(row_factory=dict_row) as records,
             ):
                 with conn.pipeline():
-                    # Candidates are read by `_candidates_pg`.
                     persons.execute(_PG_LOAD_PERSONS, [ids])
                     records.execute(_PG_LOAD_RECORDS, [ids])
                 return persons.fetchall(), records.fetchall()
-        load_persons, load_records = (
-            (_LOAD_CANDIDATE_PERSONS, _LOAD_CANDIDATE_RECORDS)
-            if candidates
-            else (_LOAD_PERSONS, _LOAD_RECORDS)
-        )
         person_rows: list[dict[str, Any]] = []
         record_rows: list[dict[str, Any]] = []
         for chunk in _chunks(ids, _SQLITE_CHUNK):
             person_rows.extend(
-                dict(r._mapping) for r in self.conn.execute(load_persons, {"ids": chunk})
+                dict(r._mapping) for r in self.conn.execute(_LOAD_PERSONS, {"ids": chunk})
             )
             record_rows.extend(
-                dict(r._mapping) for r in self.conn.execute(load_records, {"ids": chunk})
+                dict(r._mapping) for r in self.conn.execute(_LOAD_RECORDS, {"ids": chunk})
             )
         return person_rows, record_rows
 
