@@ -226,6 +226,64 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User and system CPU time of each process still alive, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def _postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine: the server under test is local."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().startswith("postgres"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+class CpuMeter:
+    """CPU time spent by the server's processes and by PostgreSQL's over a phase: per
+    record, a figure that moves with the code and far less than records/s with the speed
+    the machine happens to run at."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def __enter__(self) -> CpuMeter:
+        self.started = time.perf_counter()
+        self.before = (self._server(), _cpu_seconds(_postgres_pids()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.elapsed = time.perf_counter() - self.started
+        self.after = (self._server(), _cpu_seconds(_postgres_pids()))
+
+    def _server(self) -> dict[int, float]:
+        return _cpu_seconds([self.server.proc.pid, *_children(self.server.proc.pid)])
+
+    def report(self, records: int) -> dict[str, float]:
+        server, database = (
+            sum(t - before.get(pid, 0.0) for pid, t in after.items())
+            for before, after in zip(self.before, self.after, strict=True)
+        )
+        return {
+            "server_cpu_us_per_record": server / records * 1e6,
+            "database_cpu_us_per_record": database / records * 1e6,
+            "cores_busy": (server + database) / self.elapsed / (os.cpu_count() or 1),
+        }
+
+
 class Client:
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -380,12 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(BENCH_URL, args.workers)
     try:
         Client(server.port).post("/v1/match", {"data": {"given_name": "warm", "email": "w@x.io"}})
-        results = {
+        results: dict[str, dict[str, Any]] = {
             "sequential": measure_sequential(server.port, sequential),
             "concurrent": measure_concurrent(server.port, concurrent, args.clients),
-            "batch": measure_batches(server.port, batch, 1000, args.batch_clients),
-            "memory": server.memory(),
         }
+        with CpuMeter(server) as meter:
+            results["batch"] = measure_batches(server.port, batch, 1000, args.batch_clients)
+        results["batch"] |= meter.report(len(batch))
+        results["memory"] = server.memory()
     finally:
         server.stop()
     results["setup"] = {
@@ -404,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         (f"POST /v1/records:batch (1,000), {bat['clients']} clients",
          f"{bat['rate']:,.0f} records/s  (p50 {bat['p50_batch_ms']:,.0f} ms a batch)",
          ">= 1,500 records/s"),
+        ("  CPU a record in that phase", f"server {bat['server_cpu_us_per_record']:,.0f} us, "
+         f"PostgreSQL {bat['database_cpu_us_per_record']:,.0f} us, cores busy "
+         f"{bat['cores_busy']:.0%}", ""),
         (f"server RSS ({mem['processes']} processes)", f"{mem['rss_kib'] / 1024:,.0f} MiB now, "
          f"peak {mem['peak_kib'] / 1024:,.0f} MiB", "<= 500 MB"),
     ]  # fmt: skip
@@ -411,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.workers} uvicorn workers, {results['setup']['machine']}")  # fmt: skip
     width = max(len(r[0]) for r in rows)
     for name, value, bar in rows:
-        print(f"  {name:<{width}}  {value:<58} bar: {bar}")
+        print(f"  {name:<{width}}  {value:<58} {'bar: ' + bar if bar else ''}".rstrip())
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(results, indent=2))
     print(f"\nreport: {args.report}")
