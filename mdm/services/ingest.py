@@ -8,6 +8,7 @@ audit and outbox, all in one transaction per batch.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,8 +94,11 @@ def ingest_many(
 
     Each run of up to `UNIT_SIZE` records is one transaction: long enough to amortise the
     round trips, short enough that concurrent batches touching the same persons do not
-    queue behind each other's locks for seconds. Re-posting a batch is safe: records
-    already stored are updated in place.
+    queue behind each other's locks for seconds. A record whose exact key (or the record
+    itself) a concurrent transaction has locked is left for the next unit, with every later
+    record sharing a key with it, instead of holding up the whole unit: records sharing a
+    key keep their order, and the results come back in the order posted. Re-posting a
+    batch is safe: records already stored are updated in place.
     """
     limit = registry.settings.max_batch_records
     if len(records) > limit:
@@ -109,19 +113,28 @@ def ingest_many(
         except InvalidRecord as exc:
             outcomes[i] = IngestFailure(i, exc)
             registry.mapping_stats.count_rejected(incoming.source)
-    invalid = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, IngestFailure)]
-    units = [valid[k : k + UNIT_SIZE] for k in range(0, len(valid), UNIT_SIZE)] or [[]]
-    for n, unit in enumerate(units):
-        # The records refused by validation are kept with the first unit of work.
-        refused = invalid if n == 0 else []
-        done = run_with_retries(
+    # The records refused by validation are kept with the first unit of work.
+    refused = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, IngestFailure)]
+    pending = deque(valid)
+    waited: set[int] = set()  # records already left for a later unit once
+    while True:
+        unit = [pending.popleft() for _ in range(min(UNIT_SIZE, len(pending)))]
+        # A unit tries its locks first when some of its records could go ahead without
+        # the others; a unit holding a record that was left once waits for every lock.
+        defer = len(unit) > 1 and waited.isdisjoint(i for i, _ in unit)
+        done, later = run_with_retries(
             partial(
-                _ingest_unit, registry, records, unit, refused, actor, correlation_id, replay_of
+                _ingest_unit, registry, records, unit, refused, actor, correlation_id, replay_of,
+                defer,
             )
-        )
+        )  # fmt: skip
+        refused = []
         for i, outcome in done:
             outcomes[i] = outcome
-    return [o for o in outcomes if o is not None]
+        pending.extendleft(reversed(later))
+        waited.update(i for i, _ in later)
+        if not pending:
+            return [o for o in outcomes if o is not None]
 
 
 UNIT_SIZE = 100
@@ -135,11 +148,22 @@ def _ingest_unit(
     actor: str,
     correlation_id: str | None,
     replay_of: UUID | None,
-) -> list[tuple[int, IngestResult | IngestFailure]]:
+    defer: bool = False,
+) -> tuple[list[tuple[int, IngestResult | IngestFailure]], list[tuple[int, NormalisedRecord]]]:
+    """One transaction: the unit's outcomes, and (with `defer`) the records left for a later
+    unit because a concurrent unit holds one of their locks."""
     scorer = registry.scorer  # read before the unit of work: it may load the model
     with registry.database.uow() as uow:
         now = datetime.now(UTC)
         ws = registry.working_set(uow.registry, scorer, now=now)
+        later: list[tuple[int, NormalisedRecord]] = []
+        if defer:
+            # Two batches carrying records of the same human would otherwise take turns
+            # for whole units; the other records of the unit need not wait.
+            left = set(ws.contended([n for _, n in unit]))
+            if left:
+                later = [entry for k, entry in enumerate(unit) if k in left]
+                unit = [entry for k, entry in enumerate(unit) if k not in left]
         ws.load([n for _, n in unit])
         done: list[tuple[int, IngestResult | IngestFailure]] = []
         for i, n in unit:
@@ -176,7 +200,7 @@ def _ingest_unit(
                     )
                 )
         uow.commit()
-        return done
+        return done, later
 
 
 def _error_list(error: MdmError) -> list[dict[str, Any]]:

@@ -157,9 +157,8 @@ class WorkingSet:
         if lock:
             for r in records:
                 exact |= exact_keys(r.features)
-            locks = {record_lock(s, i) for s, i in pairs}
+                locks |= self.lock_names(r)
         skipped = {k for k in exact if k in self.known_generic}
-        locks.update(_lock_name(k) for k in exact - skipped)
         known, hits, self.generic = self.repo.lookup(pairs, wanted, self.block_cap, lock=locks)
         stale = skipped - self.generic
         if stale:
@@ -187,6 +186,29 @@ class WorkingSet:
             for linked in person.records:
                 self.records[(linked.source, linked.source_id)] = linked
                 self._partial_records.add(linked.id)
+
+    def lock_names(self, record: NormalisedRecord) -> set[str]:
+        """The locks a unit takes for a record: the record itself and its exact keys, but
+        for keys already known to be generic (they never link a record)."""
+        names = {record_lock(record.source, record.source_id)}
+        names.update(
+            _lock_name(k) for k in exact_keys(record.features) if k not in self.known_generic
+        )
+        return names
+
+    def contended(self, records: Sequence[NormalisedRecord]) -> list[int]:
+        """Take the records' locks that are free, without waiting; the positions of the
+        records to leave for a later unit: those with a lock a concurrent unit holds, and
+        every later one sharing a lock with them, so that records sharing a key keep their
+        order."""
+        names = [self.lock_names(r) for r in records]
+        busy = self.repo.held_elsewhere(set().union(*names))
+        later: list[int] = []
+        for position, mine in enumerate(names):
+            if not mine.isdisjoint(busy):
+                later.append(position)
+                busy |= mine
+        return later
 
     def _hydrate(self, persons: Sequence[PersonState]) -> None:
         """Complete persons loaded as candidates before they change: their golden record

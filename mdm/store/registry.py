@@ -51,7 +51,7 @@ from mdm.model.person import (
 from mdm.model.record import MatchFeatures
 from mdm.store import audit
 from mdm.store.bulk import CheckedStatement, driver_connection, dumps_json, write_tables
-from mdm.store.locks import LOCK_SQL, lock_id
+from mdm.store.locks import LOCK_SQL, TRY_LOCK_SQL, lock_id
 from mdm.store.sealing import Sealer
 from mdm.store.tables import (
     AuditEventRow,
@@ -400,6 +400,19 @@ class RegistryRepository:
         return keys
 
     # -- loading the working set -----------------------------------------------------------
+    def held_elsewhere(self, names: Iterable[str]) -> set[str]:
+        """Take the named locks that are free, without waiting; the names of those a
+        concurrent transaction holds. On SQLite the unit already holds the database's
+        write lock: none."""
+        if self.dialect != "postgresql":
+            return set()
+        by_id = {lock_id(name): name for name in names}
+        if not by_id:
+            return set()
+        with driver_connection(self.conn).cursor() as cursor:
+            cursor.execute(TRY_LOCK_SQL, [sorted(by_id)])
+            return {by_id[k] for (k,) in cursor.fetchall()}
+
     def lookup(
         self,
         pairs: Sequence[tuple[str, str]],
