@@ -107,7 +107,8 @@ async def post_batch(
     principal: PrincipalDep,
     correlation_id: CorrelationDep,
 ) -> Response:
-    """Ingest up to 1,000 records in order, one result per record; a bad record fails alone."""
+    """Ingest up to 1,000 records, one result per record in the order posted; records
+    sharing a key are applied in that order; a bad record fails alone."""
     limit = registry.settings.max_batch_records
     if len(body.records) > limit:
         raise BatchTooLarge(len(body.records), limit)
