@@ -160,7 +160,7 @@ def _ingest_unit(
         if defer:
             # Two batches carrying records of the same human would otherwise take turns
             # for whole units; the other records of the unit need not wait.
-            left = set(ws.contended([n for _, n in unit]))
+            left = ws.contended([n for _, n in unit])
             if left:
                 later = [entry for k, entry in enumerate(unit) if k in left]
                 unit = [entry for k, entry in enumerate(unit) if k not in left]

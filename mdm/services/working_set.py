@@ -196,17 +196,17 @@ class WorkingSet:
         )
         return names
 
-    def contended(self, records: Sequence[NormalisedRecord]) -> list[int]:
+    def contended(self, records: Sequence[NormalisedRecord]) -> set[int]:
         """Take the records' locks that are free, without waiting; the positions of the
         records to leave for a later unit: those with a lock a concurrent unit holds, and
         every later one sharing a lock with them, so that records sharing a key keep their
         order."""
         names = [self.lock_names(r) for r in records]
         busy = self.repo.held_elsewhere(set().union(*names))
-        later: list[int] = []
+        later: set[int] = set()
         for position, mine in enumerate(names):
             if not mine.isdisjoint(busy):
-                later.append(position)
+                later.add(position)
                 busy |= mine
         return later
 
