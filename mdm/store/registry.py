@@ -209,12 +209,16 @@ _PG_REMOVE_KEYS = (
     "WHERE k.kind = q.k AND k.value = q.v AND k.person_id = q.p"
 )
 # Optimistic concurrency: the row is written only if nobody bumped its version meanwhile.
-# One JSON parameter for all persons (see bulk._execute_inserts for why not VALUES lists).
+# The persons travel as parallel arrays in binary, golden record and lineage as text each,
+# so that the server parses every document once. As one JSON document (json_to_recordset)
+# each nested document was walked twice, in the array and as a value: about half of the
+# statement's time at a merged person's few kilobytes of lineage.
 _PG_UPDATE_PERSONS = (
     "UPDATE persons AS p SET status = v.status, merged_into = v.merged_into, "
-    "golden = v.golden, lineage = v.lineage, version = v.new_version, updated_at = v.updated_at "
-    "FROM json_to_recordset(%s) AS v(id uuid, old_version int, new_version int, status text, "
-    "merged_into uuid, golden jsonb, lineage json, updated_at timestamptz) "
+    "golden = v.golden::jsonb, lineage = v.lineage::json, version = v.old_version + 1, "
+    "updated_at = v.updated_at "
+    "FROM unnest(%b::uuid[], %b::int[], %b::text[], %b::uuid[], %b::text[], %b::text[], "
+    "%b::timestamptz[]) AS v(id, old_version, status, merged_into, golden, lineage, updated_at) "
     "WHERE p.id = v.id AND p.version = v.old_version"
 )
 _UPDATE_PERSON = (
@@ -733,16 +737,16 @@ class RegistryRepository:
             return
         seal = self.sealer.seal
         if self.dialect == "postgresql" and self._pending is not None:
-            values = [
-                {"id": p.id, "old_version": p.version - 1, "new_version": p.version,
-                 "status": p.status.value, "merged_into": p.merged_into,
-                 "golden": seal("attributes", p.golden), "lineage": seal("lineage", p.lineage),
-                 "updated_at": p.updated_at}
-                for p in persons
-            ]  # fmt: skip
-            self._checked.append(
-                CheckedStatement(_PG_UPDATE_PERSONS, [dumps_json(values)], len(persons))
-            )
+            columns = [
+                [p.id for p in persons],
+                [p.version - 1 for p in persons],
+                [p.status.value for p in persons],
+                [p.merged_into for p in persons],
+                [dumps_json(seal("attributes", p.golden)) for p in persons],
+                [dumps_json(seal("lineage", p.lineage)) for p in persons],
+                [p.updated_at for p in persons],
+            ]
+            self._checked.append(CheckedStatement(_PG_UPDATE_PERSONS, columns, len(persons)))
             return
         rows = [
             {
