@@ -10,7 +10,7 @@ few array passes rather than a million objects.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -157,6 +157,10 @@ class FeatureColumns:
     def __len__(self) -> int:
         return len(self.given)
 
+    def take(self, order: np.ndarray) -> FeatureColumns:
+        """The same records in another order (or some of them): row k is record order[k]."""
+        return replace(self, **{name: getattr(self, name)[order] for name in _PER_RECORD})
+
     def record(self, k: int) -> MatchFeatures:
         """Record k's features as compared (what `compare.compare` would be given)."""
         names, values = self.names, self.values
@@ -184,6 +188,10 @@ class FeatureColumns:
 FIELDS = ("source", "given", "family", "given_keys", "emails", "phones", "birth_date",
           "national_id_index", "employee_id")  # fmt: skip
 _SETS = ("given_keys", "emails", "phones")
+# The columns with a row per record (the others are per name or per value).
+_PER_RECORD = ("given", "family", "given_first", "family_first", "given_words", "family_words",
+               "given_keys", "emails", "phones", "birth", "birth_parts", "birth_numbers",
+               "birth_odd", "national_id", "employee_id", "source")  # fmt: skip
 
 
 class FeatureLists:

@@ -116,7 +116,6 @@ class _Registry:
         self.updated: list[datetime] = []
         self.start: list[int] = []  # first record of each person
         self.owner: list[int] = []  # person of each record
-        self.keys: list[tuple[str, str]] = []  # (source, source id) of each record
         self.columns: FeatureColumns | None = None
         self.documents: list[bytes] = []  # features as stored, for the Spark engine
         # Each record's place in (source, source_id) order: each pair is compared one way,
@@ -367,41 +366,70 @@ def _read(
     registry: Registry, tick: Progress, known_given: frozenset[str], documents: bool = False
 ) -> tuple[_Registry, set[tuple[UUID, UUID]], set[tuple[UUID, UUID]]]:
     """The registry's live persons and their records' features, as columns; with
-    `documents`, each record's features as stored too (JSON, for another engine)."""
-    data = _Registry()
+    `documents`, each record's features as stored too (JSON, for another engine).
+
+    The rows come unsorted, so that the database streams them while it reads and this
+    process parses them meanwhile; they are put in order here, by arrays: persons in id
+    order, each one's records together in (source, source_id) order."""
     lists = FeatureLists()
     add = lists.append
-    kept = data.documents.append if documents else None
-    places: list[int] = []
+    docs: list[bytes] = []
+    kept = docs.append if documents else None
+    person_of: list[int] = []
+    persons: dict[int, tuple[UUID, datetime]] = {}
+    sources: list[str] = []
+    source_ids: list[str] = []
     with registry.database.uow() as uow:
         repo = uow.registry
-        last: UUID | None = None
-        for (
-            person_id,
-            updated_at,
-            source,
-            source_id,
-            place,
-            features,
-        ) in repo.stream_match_features():
-            if person_id != last:
-                data.ids.append(person_id)
-                data.updated.append(updated_at)
-                data.start.append(len(data.owner))
-                last = person_id
-            data.owner.append(len(data.ids) - 1)
-            data.keys.append((source, source_id))
-            places.append(place)
+        for k, person_id, updated_at, source, source_id, features in repo.stream_match_features():
+            person_of.append(k)
+            persons[k] = (person_id, updated_at)
+            sources.append(source)
+            source_ids.append(source_id)
             add(orjson.loads(features))
             if kept is not None:
                 kept(features.encode())
-            if len(data.owner) % 100_000 == 0:
-                tick("read", len(data.owner), 0)
+            if len(person_of) % 100_000 == 0:
+                tick("read", len(person_of), 0)
         distinct = repo.not_a_match_pairs()
         open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
-    data.columns = lists.columns(known_given)
-    data.places = np.array(places, dtype=np.int64)
+    # Persons numbered in id order, those without records left out.
+    numbered, owner = np.unique(np.asarray(person_of, dtype=np.int64), return_inverse=True)
+    by_place = _by_source_order(sources, source_ids)
+    # Grouped by person, in (source, source_id) order within each: a stable sort of the
+    # records taken in that order. A record's place is its rank in that order.
+    grouped = np.argsort(owner[by_place], kind="stable")
+    order = by_place[grouped]
+    data = _Registry()
+    data.ids = [persons[int(k)][0] for k in numbered]
+    data.updated = [persons[int(k)][1] for k in numbered]
+    counts = np.bincount(owner, minlength=len(numbered))
+    data.start = (np.cumsum(counts) - counts).tolist()
+    data.owner = owner[order].tolist()
+    data.places = grouped.astype(np.int64)
+    data.columns = lists.columns(known_given).take(order)
+    if documents:
+        data.documents = [docs[i] for i in order.tolist()]
     return data, distinct, open_pairs
+
+
+def _by_source_order(sources: list[str], source_ids: list[str]) -> np.ndarray:
+    """The records' indexes in (source, source_id) order by code point, as Python orders
+    strings, whatever the database's collation. UTF-8 bytes sort in code point order."""
+    n = len(sources)
+    encoded = [s.encode() for s in source_ids]
+    width = max(map(len, encoded), default=1)
+    if n * width > _SORT_BYTES:  # an outlier's width for every row: sort in Python instead
+        keys = list(zip(sources, source_ids, strict=True))
+        return np.asarray(sorted(range(n), key=keys.__getitem__), dtype=np.int64)
+    named = sorted(set(sources))
+    codes = dict(zip(named, range(len(named)), strict=True))
+    source_codes = np.fromiter(map(codes.__getitem__, sources), np.int32, n)
+    return np.lexsort((np.array(encoded, dtype=f"S{width}"), source_codes)).astype(np.int64)
+
+
+# Source ids sorted as fixed-width byte strings up to this size in all.
+_SORT_BYTES = 256 * 1024 * 1024
 
 
 def _blocks(data: _Registry, cap: int, changed: set[int] | None) -> tuple[Blocks, set[Key]]:

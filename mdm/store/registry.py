@@ -197,12 +197,13 @@ _PG_SET_STEWARDSHIP = (
 )
 # The place in (source, source_id) order of every live record by code point (COLLATE
 # "C" compares UTF-8 bytes), as Python orders strings, whatever the database's collation.
+# Unsorted: rows stream out while the scan runs, and the caller orders them (a sort here
+# would hold back the first row until the last was read, and sort every features document
+# with its key).
 _PG_STREAM_FEATURES = (
-    "SELECT r.person_id, p.updated_at, r.source, r.source_id, "
-    '(row_number() OVER (ORDER BY r.source COLLATE "C", r.source_id COLLATE "C")) - 1, '
-    "r.features::text "
-    "FROM source_records r JOIN persons p ON p.id = r.person_id "
-    "WHERE p.status = 'active' ORDER BY r.person_id, r.source, r.source_id"
+    "SELECT p.k, p.id, p.updated_at, r.source, r.source_id, r.features::text "
+    "FROM source_records r JOIN (SELECT id, updated_at, row_number() OVER (ORDER BY id) - 1 AS k "
+    "FROM persons WHERE status = 'active') p ON p.id = r.person_id"
 )
 _PG_REMOVE_KEYS = (
     "DELETE FROM person_keys AS k USING json_to_recordset(%s::json) AS q(k text, v text, p uuid) "
@@ -1049,40 +1050,41 @@ class RegistryRepository:
     # -- the nightly dedupe ------------------------------------------------------------------
     def stream_match_features(
         self, *, batch: int = 20_000
-    ) -> Iterator[tuple[UUID, datetime, str, str, int, str]]:
-        """(person id, person updated at, source, source id, the record's place in
-        (source, source_id) order, record features as JSON text) of every live person's
-        records, in person order, read in batches (a server-side cursor on PostgreSQL).
-        The place is by code point, as Python orders strings, whatever the collation. The
-        features stay text: the caller parses them, or passes them on as they are."""
+    ) -> Iterator[tuple[int, UUID, datetime, str, str, str]]:
+        """(the person's place in id order among live persons, person id, person updated
+        at, source, source id, record features as JSON text) of every live person's
+        records, in no particular order, read in batches (a server-side cursor on
+        PostgreSQL). The features stay text: the caller parses them, or passes them on as
+        they are."""
         if self.dialect == "postgresql":
             yield from self._stream_pg_features(batch)
             return
-        # SQLite's default collation compares UTF-8 bytes: code point order.
-        place = func.row_number().over(order_by=(records_t.c.source, records_t.c.source_id))
-        stmt = (
+        live = (
             select(
-                records_t.c.person_id,
+                (func.row_number().over(order_by=persons_t.c.id) - 1).label("k"),
+                persons_t.c.id,
                 persons_t.c.updated_at,
-                records_t.c.source,
-                records_t.c.source_id,
-                place - 1,
-                type_coerce(records_t.c.features, Text),
             )
-            .join(persons_t, persons_t.c.id == records_t.c.person_id)
             .where(persons_t.c.status == PersonStatus.ACTIVE.value)
-            .order_by(records_t.c.person_id, records_t.c.source, records_t.c.source_id)
+            .subquery()
         )
+        stmt = select(
+            live.c.k,
+            live.c.id,
+            live.c.updated_at,
+            records_t.c.source,
+            records_t.c.source_id,
+            type_coerce(records_t.c.features, Text),
+        ).join(live, live.c.id == records_t.c.person_id)
         rows = self.conn.execute(stmt.execution_options(yield_per=batch))
         yield from (tuple(row) for row in rows)
 
     def _stream_pg_features(
         self, batch: int
-    ) -> Iterator[tuple[UUID, datetime, str, str, int, str]]:
+    ) -> Iterator[tuple[int, UUID, datetime, str, str, str]]:
         # The driver's own server-side cursor, and the features as text: a million
         # records' rows cost a few microseconds each instead of a dozen. The driver makes
-        # each person id's UUID in C; made from text in Python, once per person, it cost a
-        # tenth of the stage.
+        # each person id's UUID in C; made from text in Python it cost a tenth of the stage.
         conn = driver_connection(self.conn)
         with conn.cursor(name="mdm_dedupe_read") as cursor:
             cursor.itersize = batch

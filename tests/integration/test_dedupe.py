@@ -18,12 +18,12 @@ from mdm.flow.cluster import components
 from mdm.model.errors import InvalidRecord
 from mdm.model.record import IncomingRecord
 from mdm.services.context import Registry
-from mdm.services.dedupe import dedupe
+from mdm.services.dedupe import _read, dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.match import match_record
 from mdm.services.sources import prepare
 from mdm.store.audit import verify
-from mdm.store.tables import AuditEventRow, PersonRow, ReviewItemRow
+from mdm.store.tables import AuditEventRow, PersonRow, ReviewItemRow, SourceRecordRow
 from tests.conftest import truncate
 from tests.factories import dedupe_killed, incoming, partition, record_pairs
 
@@ -345,6 +345,29 @@ def test_since_looks_only_at_pairs_with_a_person_changed_since(registry: Registr
     assert len(partition(registry)) == 3
 
 
+def test_the_read_puts_persons_in_id_order_with_their_records_together(
+    registry: Registry,
+) -> None:
+    records, _ = _generated(registry, 600, seed=11)
+    ingest_many(registry, records, actor="online")  # matched: persons of several records
+    with registry.database.engine.connect() as conn:
+        owners = conn.execute(
+            select(SourceRecordRow.person_id, SourceRecordRow.source, SourceRecordRow.source_id)
+        ).all()
+    data, _, _ = _read(registry, lambda *_: None, frozenset())
+    assert data.columns is not None and len(data.columns) == len(owners)
+    assert data.ids == sorted({person for person, _, _ in owners})
+    by_place = sorted((source, source_id) for _, source, source_id in owners)
+    person_of = {(s, i): p for p, s, i in owners}
+    ends = [*data.start[1:], len(data.owner)]
+    assert max(b - a for a, b in zip(data.start, ends, strict=True)) > 1
+    for k, (first, end) in enumerate(zip(data.start, ends, strict=True)):
+        assert data.owner[first:end] == [k] * (end - first)
+        places = [int(p) for p in data.places[first:end]]
+        assert places == sorted(places)  # in (source, source_id) order within the person
+        assert {person_of[by_place[p]] for p in places} == {data.ids[k]}
+
+
 def test_the_read_places_records_in_python_string_order(registry: Registry) -> None:
     # Each pair is compared from the record first in (source, source_id) order: the
     # database must order as Python does (by code point), whatever its collation.
@@ -352,8 +375,14 @@ def test_the_read_places_records_in_python_string_order(registry: Registry) -> N
     records = [incoming("crm", i, given_name="Ana", family_name=f"N{k}") for k, i in
                enumerate(ids)]  # fmt: skip
     load_unmatched(registry, records, actor="legacy")
-    with registry.database.uow() as uow:
-        rows = list(uow.registry.stream_match_features())
-    places = {(source, source_id): place for _, _, source, source_id, place, _ in rows}
+    data, _, _ = _read(registry, lambda *_: None, frozenset())
+    assert data.columns is not None
+    # Each record's family name says which it is.
+    places = {
+        ("crm", ids[int((data.columns.record(r).family or "")[1:])]): int(data.places[r])
+        for r in range(len(ids))
+    }
     expected = sorted(places)
     assert [places[key] for key in expected] == list(range(len(expected)))
+    # The records of each person are together, in that order, from its first record on.
+    assert data.start == list(range(len(ids))) and data.owner == list(range(len(ids)))

@@ -3,11 +3,14 @@ levels and the confidence of the one-record path."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdm.flow.columns import (
+    _PER_RECORD,
     FeatureColumns,
     _padded,
 )
@@ -107,6 +110,30 @@ def test_a_record_reads_back_from_the_columns(records: list[MatchFeatures]) -> N
     columns = FeatureColumns.of(records, frozenset())
     assert len(columns) == len(records)
     assert [columns.record(k) for k in range(len(records))] == records
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(features(), min_size=1, max_size=10), st.randoms(use_true_random=False))
+def test_columns_taken_in_another_order_are_those_records_in_that_order(
+    records: list[MatchFeatures], rnd: random.Random
+) -> None:
+    order = list(range(len(records)))
+    rnd.shuffle(order)
+    columns = FeatureColumns.of(records, frozenset()).take(np.array(order, dtype=np.int64))
+    assert [columns.record(k) for k in range(len(records))] == [records[i] for i in order]
+
+
+def test_take_reorders_every_column_with_a_row_per_record() -> None:
+    """The columns that grow with the records (the same records twice: twice the rows, the
+    same vocabularies) are those `take` reorders; one left out would keep the first order."""
+    pool = list(_pool()[:50])
+    once, twice = FeatureColumns.of(pool, frozenset()), FeatureColumns.of(pool * 2, frozenset())
+    grown = {
+        name
+        for name, value in vars(once).items()
+        if isinstance(value, np.ndarray) and len(getattr(twice, name)) == 2 * len(value)
+    }
+    assert grown == set(_PER_RECORD)
 
 
 @settings(max_examples=100, deadline=None)
