@@ -8,16 +8,23 @@ stage; precision and recall of the resulting partition against the generator's t
 runs SIGKILLed at random points of the write stage then run again, whose final
 partition must equal the uninterrupted run's; and an ingest's latency while a dedupe
 writes, against its idle latency.
+
+`--online N`: the nightly run a registry meets in production instead, one built by the
+online path (the ingest bench's seed of N persons, about 1.45 records each, every record
+matched as it arrived): `mdm dedupe` in a process of its own, which finds what the online
+path could not see when the records came in.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -35,7 +42,7 @@ from mdm.services.dedupe import dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
 from mdm.store.tables import SourceRecordRow
-from tests.bench.bench_ingest import prewarm
+from tests.bench.bench_ingest import RECORDS_PER_PERSON, build_seed, prewarm
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
 from tests.bench.eval_matching import open_match_items
 from tests.databases import copy_database
@@ -159,9 +166,53 @@ def concurrent_ingest(
           f"{stored} of {len(idle) + len(busy)} records stored")  # fmt: skip
 
 
+def online(persons: int, *, chunk: int, workers: int) -> None:
+    """`mdm dedupe` on a copy of a registry built by the online path (set-up: the ingest
+    bench's seed, built when missing), in its own process as the nightly job runs."""
+    seed_db = f"{make_url(BENCH_URL).database}_seed_{persons}"
+    with _admin().connect() as conn:
+        found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": seed_db})
+    if not found:
+        print(f"set-up: building {seed_db} through the online path", flush=True)
+        build_seed(seed_db, persons, int(persons * RECORDS_PER_PERSON))
+    url = _copy(seed_db, "mdm_bench_dedupe")
+    with create_engine(url).connect() as conn:
+        prewarm(conn)
+        conn.commit()
+    report_file = os.path.join(tempfile.mkdtemp(), "dedupe.json")
+    env = {**os.environ, "MDM_DATABASE_URL": url}
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "mdm.cli", "dedupe", "--report", report_file,
+         "--chunk", str(chunk), "--workers", str(workers)],
+        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    took = time.perf_counter() - started
+    with open(report_file) as f:
+        report = json.load(f)
+    os.unlink(report_file)
+    print(f"dedupe of {report['persons']:,} persons ({report['records']:,} records) built by "
+          f"the online path: {took:.1f} s, the process started to its exit")  # fmt: skip
+    for stage in report["stages"]:
+        print(f"  {stage['name']:8s} {stage['seconds']:7.2f} s  peak RSS "
+              f"{stage['peak_rss_mib']:,.0f} MiB")  # fmt: skip
+    print(
+        f"  {sum(s['seconds'] for s in report['stages']):.1f} s over the stages; scoring "
+        f"processes: peak RSS {report['workers_peak_rss_mib']:,.0f} MiB each at most"
+    )
+    print(f"  {report['pairs_scored']:,} pairs scored, {report['clusters']:,} clusters "
+          f"({report['incoherent_clusters']:,} incoherent), {report['merges']:,} merges, "
+          f"{report['review_items']:,} review items ({report['skipped_open_reviews']:,} pairs "
+          "already before a steward)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument(
+        "--online", type=int, default=None, metavar="PERSONS",
+        help="Only the run on a registry of this many persons built by the online path",
+    )  # fmt: skip
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--reuse-seed", action="store_true", help="Keep an earlier seed")
     parser.add_argument(
@@ -185,6 +236,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")  # fmt: skip
+    if args.online:
+        online(args.online, chunk=args.chunk, workers=args.workers)
+        return
     template, truth = seed(args.records, reuse=args.reuse_seed)
 
     if args.spark_only:
