@@ -166,9 +166,18 @@ def concurrent_ingest(
           f"{stored} of {len(idle) + len(busy)} records stored")  # fmt: skip
 
 
-def online(persons: int, *, chunk: int, workers: int) -> None:
+def online(
+    persons: int,
+    *,
+    chunk: int,
+    workers: int,
+    spark: str | None = None,
+    memory: str = "6g",
+    partitions: int = 16,
+) -> None:
     """`mdm dedupe` on a copy of a registry built by the online path (set-up: the ingest
-    bench's seed, built when missing), in its own process as the nightly job runs."""
+    bench's seed, built when missing), in its own process as the nightly job runs; with
+    `spark`, the Spark engine on that master."""
     seed_db = f"{make_url(BENCH_URL).database}_seed_{persons}"
     with _admin().connect() as conn:
         found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": seed_db})
@@ -182,17 +191,23 @@ def online(persons: int, *, chunk: int, workers: int) -> None:
     report_file = os.path.join(tempfile.mkdtemp(), "dedupe.json")
     env = {**os.environ, "MDM_DATABASE_URL": url}
     started = time.perf_counter()
+    engine = (
+        ["--engine", "spark", "--master", spark, "--spark-conf", f"spark.driver.memory={memory}",
+         "--spark-conf", f"spark.sql.shuffle.partitions={partitions}"]
+        if spark else []
+    )  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "mdm.cli", "dedupe", "--report", report_file,
-         "--chunk", str(chunk), "--workers", str(workers)],
+         "--chunk", str(chunk), "--workers", str(workers), *engine],
         env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     took = time.perf_counter() - started
     with open(report_file) as f:
         report = json.load(f)
     os.unlink(report_file)
-    print(f"dedupe of {report['persons']:,} persons ({report['records']:,} records) built by "
-          f"the online path: {took:.1f} s, the process started to its exit")  # fmt: skip
+    print(f"dedupe{' on Spark (' + spark + ')' if spark else ''} of {report['persons']:,} "
+          f"persons ({report['records']:,} records) built by the online path: {took:.1f} s, "
+          "the process started to its exit")  # fmt: skip
     for stage in report["stages"]:
         print(f"  {stage['name']:8s} {stage['seconds']:7.2f} s  peak RSS "
               f"{stage['peak_rss_mib']:,.0f} MiB")  # fmt: skip
@@ -237,7 +252,8 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")  # fmt: skip
     if args.online:
-        online(args.online, chunk=args.chunk, workers=args.workers)
+        online(args.online, chunk=args.chunk, workers=args.workers, spark=args.spark,
+               memory=args.spark_memory, partitions=args.spark_partitions)  # fmt: skip
         return
     template, truth = seed(args.records, reuse=args.reuse_seed)
 
