@@ -169,7 +169,12 @@ def block(
     bits_of_key = (
         _KIND_BITS[keys.kind(sorted_keys[starts])] if len(starts) else np.zeros(0, np.uint8)
     )
-    firsts, seconds, bits = [], [], []
+    n = len(owner)
+    # Each pair as one number, (first * n + second) * 8 + the exact kinds' bits, so that
+    # one in-place sort puts each pair's copies together: a million persons' blocks make
+    # tens of millions of copies, and the arrays of first, second, bits and a sort order
+    # held side by side took a gigabyte and a half.
+    codes: list[np.ndarray] = []
     for size in np.unique(sizes):
         at = sizes == size
         left, right = np.triu_indices(int(size), 1)
@@ -180,30 +185,30 @@ def block(
         keep = owner[x] != owner[y]
         if changed is not None:
             keep &= changed[x] | changed[y]
-        firsts.append(np.minimum(x, y)[keep])
-        seconds.append(np.maximum(x, y)[keep])
-        bits.append(b[keep])
-    first, second, exact = _distinct_pairs(firsts, seconds, bits, len(owner))
+        pair = np.minimum(x, y)[keep] * n + np.maximum(x, y)[keep]
+        codes.append(pair * 8 + b[keep])
+        del x, y, b, keep, pair
+    first, second, exact = _distinct_pairs(codes, n)
     return Blocks(generic=generic, blocks=int(kept.sum()), first=first, second=second,
                   exact=exact)  # fmt: skip
 
 
-def _distinct_pairs(
-    firsts: list[np.ndarray], seconds: list[np.ndarray], bits: list[np.ndarray], n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each pair once, with the exact kinds of all the blocks it came from."""
-    if not firsts:
+def _distinct_pairs(codes: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each pair once, with the exact kinds of all the blocks it came from. Empties
+    `codes` as it goes."""
+    if not codes:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0, np.uint8)
-    code = np.concatenate(firsts) * n + np.concatenate(seconds)
-    bit = np.concatenate(bits)
-    order = np.argsort(code, kind="stable")
-    code, bit = code[order], bit[order]
-    starts = (
-        np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else np.zeros(0, np.int64)
-    )
-    exact = np.bitwise_or.reduceat(bit, starts) if len(code) else np.zeros(0, np.uint8)
+    code = np.concatenate(codes)
+    codes.clear()
+    code.sort()
+    bit = code.astype(np.uint8) & 7  # the low byte, then its three bits
+    code >>= 3
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    exact = np.bitwise_or.reduceat(bit, starts)
+    del bit
     distinct = code[starts]
+    del code
     return distinct // n, distinct % n, exact.astype(np.uint8)
 
 
