@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from itertools import chain
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -92,7 +92,9 @@ class FeatureColumns:
     ) -> FeatureColumns:
         """The columns of records given field by field (`FIELDS`, a list per field).
         `run` may build the names' and the other values' columns and the emails' and
-        phones' columns side by side (in two processes); by default one after the other."""
+        phones' columns side by side (in two processes); by default one after the other.
+        (The emails' and phones' distinct values come back as copies: in this process the
+        others are the very strings of the lists.)"""
         # Built with C-level loops (map, set, fancy indexing) over the records and Python
         # loops over distinct values only.
         parts = (run or _in_turn)(
@@ -178,9 +180,19 @@ def _date_parts(value: str) -> list[str] | None:
     return None
 
 
+def _present(*columns: Iterable[str | None]) -> set[str]:
+    """The distinct values of the columns, none and "" left out. Built by the set's own
+    loops: a comprehension's Python loop took twice as long over millions of values."""
+    found: set[str | None] = set()
+    for column in columns:
+        found.update(column)
+    found.difference_update((None, ""))
+    return cast(set[str], found)
+
+
 def _interned(values: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
     """Ids of the values (-1 for none) and the distinct values by id."""
-    distinct = sorted({v for v in values if v})
+    distinct = sorted(_present(values))
     ids: dict[str | None, int] = {v: k for k, v in enumerate(distinct)}
     ids[None], ids[""] = -1, -1
     return np.fromiter(map(ids.__getitem__, values), np.int32, len(values)), distinct
@@ -223,7 +235,7 @@ def _name_and_value_columns(
     employee_id: list[str | None],
 ) -> dict[str, Any]:
     n = len(source)
-    full = {v for v in chain(given, family) if v}
+    full = _present(given, family)
     vocabulary = set(full).union(*(v.split(" ") for v in full), *given_keys)
     names = sorted(vocabulary)
     ids: dict[str | None, int] = {name: k for k, name in enumerate(names)}
