@@ -185,9 +185,9 @@ def block(
         keep = owner[x] != owner[y]
         if changed is not None:
             keep &= changed[x] | changed[y]
-        pair = np.minimum(x, y)[keep] * n + np.maximum(x, y)[keep]
-        codes.append(pair * 8 + b[keep])
-        del x, y, b, keep, pair
+        x, y = x[keep], y[keep]
+        codes.append((np.minimum(x, y) * n + np.maximum(x, y)) * 8 + b[keep])
+        del x, y, b, keep
     first, second, exact = _distinct_pairs(codes, n)
     return Blocks(generic=generic, blocks=int(kept.sum()), first=first, second=second,
                   exact=exact)  # fmt: skip
@@ -196,11 +196,10 @@ def block(
 def _distinct_pairs(codes: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each pair once, with the exact kinds of all the blocks it came from. Empties
     `codes` as it goes."""
-    if not codes:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0, np.uint8)
-    code = np.concatenate(codes)
+    code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
     codes.clear()
+    if not len(code):
+        return code, code, np.zeros(0, np.uint8)
     code.sort()
     bit = code.astype(np.uint8) & 7  # the low byte, then its three bits
     code >>= 3

@@ -196,11 +196,9 @@ _PG_SET_STEWARDSHIP = (
     "UPDATE persons AS p SET stewardship = q.s "
     "FROM json_to_recordset(%s::json) AS q(id uuid, s json) WHERE p.id = q.id"
 )
-# The place in (source, source_id) order of every live record by code point (COLLATE
-# "C" compares UTF-8 bytes), as Python orders strings, whatever the database's collation.
-# Unsorted: rows stream out while the scan runs, and the caller orders them (a sort here
-# would hold back the first row until the last was read, and sort every features document
-# with its key).
+# Every live record with its person's number in id order, unsorted: rows stream out while
+# the scan runs, and the caller orders them (a sort here would hold back the first row
+# until the last was read, and sort every features document with its key).
 _PG_STREAM_FEATURES = (
     "SELECT p.k, p.id, p.updated_at, r.source, r.source_id, r.features::text "
     "FROM source_records r JOIN (SELECT id, updated_at, row_number() OVER (ORDER BY id) - 1 AS k "
@@ -1054,8 +1052,8 @@ class RegistryRepository:
     ) -> Iterator[tuple[int, UUID, datetime, str, str, str]]:
         """(the person's place in id order among live persons, person id, person updated
         at, source, source id, record features as JSON text) of every live person's
-        records, in no particular order, read in batches (a server-side cursor on
-        PostgreSQL). The features stay text: the caller parses them, or passes them on as
+        records, in no particular order, read in batches (chunks as PostgreSQL sends
+        them). The features stay text: the caller parses them, or passes them on as
         they are."""
         if self.dialect == "postgresql":
             yield from self._stream_pg_features(batch)
