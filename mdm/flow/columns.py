@@ -9,11 +9,10 @@ few array passes rather than a million objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 import numpy as np
@@ -69,44 +68,68 @@ class FeatureColumns:
     @classmethod
     def of(cls, features: Sequence[MatchFeatures], known: Container[str]) -> FeatureColumns:
         return cls.from_values(
-            known,
-            **{name: list(map(attrgetter(name), features)) for name in FIELDS},
+            known, **{name: list(map(attrgetter(name), features)) for name in FIELDS}
         )
 
     @classmethod
-    def from_values(
-        cls,
-        known: Container[str],
-        run: Runner | None = None,
-        /,
-        *,
-        source: list[str],
-        given: list[str | None],
-        family: list[str | None],
-        given_keys: list[Collection[str]],
-        emails: list[Collection[str]],
-        phones: list[Collection[str]],
-        birth_date: list[str | None],
-        national_id_index: list[str | None],
-        employee_id: list[str | None],
-    ) -> FeatureColumns:
-        """The columns of records given field by field (`FIELDS`, a list per field).
-        `run` may build the names' and the other values' columns and the emails' and
-        phones' columns side by side (in two processes); by default one after the other.
-        (The emails' and phones' distinct values come back as copies: in this process the
-        others are the very strings of the lists.)"""
-        # Built with C-level loops (map, set, fancy indexing) over the records and Python
-        # loops over distinct values only.
-        parts = (run or _in_turn)(
-            [
-                partial(_name_and_value_columns, known, source, given, family, given_keys,
-                        birth_date, national_id_index, employee_id),
-                partial(_contact_columns, emails, phones),
-            ]
-        )  # fmt: skip
-        columns, contacts = parts
-        values = {**contacts.pop("values"), **columns.pop("values")}
-        return cls(**columns, **contacts, values=values)
+    def from_values(cls, known: Container[str], **fields: Sequence[Any]) -> FeatureColumns:
+        """The columns of records given field by field (`FIELDS`, a list per field; the
+        sets as collections)."""
+        interner = FeatureInterner()
+        interner.add(fields)
+        return cls.from_interned(interner.interned(), known)
+
+    @classmethod
+    def from_interned(cls, interned: InternedFeatures, known: Container[str]) -> FeatureColumns:
+        """The columns of interned records; `known` are the known given names."""
+        # Python loops over distinct values only; the records' rows are array indexing.
+        vocabularies, scalars, sets = interned.vocabularies, interned.scalars, interned.sets
+        names = vocabularies["names"]
+        ids: dict[str | None, int] = {name: k for k, name in enumerate(names)}
+        ids[""] = -1
+        # Per name id its first word and its words; row -1 (no name) reads "none".
+        first_of = np.fromiter((ids[s.split(" ")[0]] for s in names), np.int32, len(names))
+        first_of = np.append(first_of, -1).astype(np.int32)
+        words_of = _padded([[ids[w] for w in s.split(" ")] for s in names] + [[]])
+        given, family = scalars["given"], scalars["family"]
+        births = vocabularies["birth"]
+        parsed = [_date_parts(d) for d in births]
+        part_ids: dict[str, int] = {}
+        date_parts = np.array(
+            [[part_ids.setdefault(x, len(part_ids)) for x in p] if p else [-1, -1, -1]
+             for p in parsed] + [[-1, -1, -1]], dtype=np.int32,
+        ).reshape(-1, 3)  # fmt: skip
+        date_numbers = np.array(
+            [[int(x) for x in p] if p else [0, 0, 0] for p in parsed] + [[0, 0, 0]],
+            dtype=np.int64,
+        ).reshape(-1, 3)
+        odd_dates = np.array([p is None for p in parsed] + [False], dtype=bool)
+        birth = scalars["birth_date"]
+        return cls(
+            names=names,
+            name_objects=np.array(names, dtype=object),
+            values={kind: vocabularies[kind] for kind in _VALUE_KINDS},
+            given=given,
+            family=family,
+            given_first=first_of[given],
+            family_first=first_of[family],
+            given_words=words_of[given],
+            family_words=words_of[family],
+            given_keys=_padded_ids(*sets["given_keys"]),
+            emails=_padded_ids(*sets["emails"]),
+            phones=_padded_ids(*sets["phones"]),
+            birth=birth,
+            birth_parts=date_parts[birth],
+            birth_numbers=date_numbers[birth],
+            birth_odd=odd_dates[birth],
+            national_id=scalars["national_id_index"],
+            employee_id=scalars["employee_id"],
+            source=scalars["source"],
+            name_length=np.array([len(s) for s in names], dtype=np.int32),
+            name_initial=np.array([ord(s[0]) if s else -1 for s in names], dtype=np.int32),
+            name_spaced=np.array([" " in s for s in names], dtype=bool),
+            name_known=np.array([s in known for s in names], dtype=bool),
+        )
 
     def __len__(self) -> int:
         return len(self.given)
@@ -138,38 +161,168 @@ class FeatureColumns:
         )
 
 
-# The fields of `MatchFeatures` that comparing reads, as `from_values` takes them.
+# The fields of `MatchFeatures` that comparing reads, as `from_values` takes them, and the
+# vocabulary each is interned in. Names share one; the sets hold collections of values.
 FIELDS = ("source", "given", "family", "given_keys", "emails", "phones", "birth_date",
           "national_id_index", "employee_id")  # fmt: skip
+_VOCABULARY = {"source": "source", "given": "names", "family": "names", "given_keys": "names",
+               "emails": "email", "phones": "phone", "birth_date": "birth",
+               "national_id_index": "nid", "employee_id": "emp"}  # fmt: skip
 _SETS = ("given_keys", "emails", "phones")
+_GET_FIELDS = itemgetter(*FIELDS)
+_SCALARS = tuple(name for name in FIELDS if name not in _SETS)
+_VALUE_KINDS = ("birth", "nid", "emp", "source", "email", "phone")
 # The columns with a row per record (the others are per name or per value).
 _PER_RECORD = ("given", "family", "given_first", "family_first", "given_words", "family_words",
                "given_keys", "emails", "phones", "birth", "birth_parts", "birth_numbers",
                "birth_odd", "national_id", "employee_id", "source")  # fmt: skip
 
 
-class FeatureLists:
-    """Records' features gathered field by field from their stored form
-    (`MatchFeatures.as_json`), one record at a time, then made columns."""
+@dataclass(frozen=True, eq=False)
+class InternedFeatures:
+    """Records' features as ids into sorted vocabularies (`_VOCABULARY`): compact and
+    cheap to send between processes. -1 stands for "none"."""
+
+    vocabularies: dict[str, list[str]]
+    scalars: dict[str, np.ndarray]  # per scalar field, an id per record
+    sets: dict[str, tuple[np.ndarray, np.ndarray]]  # per set field, (sizes, ids one after another)
+
+    def __len__(self) -> int:
+        return len(self.scalars["source"])
+
+
+class _Vocabulary:
+    """Distinct values met so far, each with a provisional id in no particular order."""
+
+    def __init__(self, blank: bool) -> None:
+        self.values: list[str] = []
+        # None, and "" where `blank`, read "none".
+        self.ids: dict[str | None, int] = {None: -1, "": -1} if blank else {}
+
+    def of(self, values: Sequence[str | None]) -> np.ndarray:
+        """The values' ids, new values given one. Every loop is the set's, the dict's or
+        numpy's own: a million values take a few C passes."""
+        # None and "" are in `ids` already where they read "none".
+        new = cast(list[str], list(set(values).difference(self.ids)))  # iterates the values
+        self.ids.update(zip(new, range(len(self.values), len(self.values) + len(new)), strict=True))
+        self.values.extend(new)
+        return np.fromiter(map(self.ids.__getitem__, values), np.int32, len(values))
+
+    def sorted(self) -> tuple[list[str], np.ndarray]:
+        """The values sorted, and each provisional id's place among them (at index -1,
+        for "none", -1)."""
+        order = sorted(range(len(self.values)), key=self.values.__getitem__)
+        place = np.full(len(order) + 1, -1, dtype=np.int32)
+        place[order] = np.arange(len(order), dtype=np.int32)
+        return list(map(self.values.__getitem__, order)), place
+
+
+class FeatureInterner:
+    """Records' features interned a batch at a time: a registry read in batches holds its
+    distinct values and an id per value per record, not every record's strings."""
 
     def __init__(self) -> None:
-        self.fields: dict[str, list[Any]] = {name: [] for name in FIELDS}
-        self._append = [(name, self.fields[name].append) for name in FIELDS]
+        kinds = set(_VOCABULARY.values())
+        self._vocabularies = {k: _Vocabulary(blank=k not in ("email", "phone")) for k in kinds}
+        self._scalars: dict[str, list[np.ndarray]] = {name: [] for name in _SCALARS}
+        self._sizes: dict[str, list[np.ndarray]] = {name: [] for name in _SETS}
+        self._members: dict[str, list[np.ndarray]] = {name: [] for name in _SETS}
 
-    def append(self, document: Mapping[str, Any]) -> None:
-        for name, append in self._append:
-            append(document.get(name) or (() if name in _SETS else None))
+    def add_documents(self, documents: Sequence[Mapping[str, Any]]) -> None:
+        """Features in their stored form (`MatchFeatures.as_json`)."""
+        try:
+            # Transposed by C loops: a comprehension per field took a fifth of the read.
+            rows = list(map(_GET_FIELDS, documents))
+        except KeyError:  # a field missing: stored by an older version
+            rows = [tuple(d.get(name) for name in FIELDS) for d in documents]
+        columns = zip(*rows, strict=True) if rows else ((),) * len(FIELDS)
+        fields: dict[str, Sequence[Any]] = dict(zip(FIELDS, columns, strict=True))
+        for name in _SETS:
+            if None in fields[name]:
+                fields[name] = [s or () for s in fields[name]]
+        self.add(fields)
 
-    def columns(self, known: Container[str], run: Runner | None = None) -> FeatureColumns:
-        return FeatureColumns.from_values(known, run, **self.fields)
+    def add(self, fields: Mapping[str, Sequence[Any]]) -> None:
+        """Records given field by field (`FIELDS`, a list per field; sets as collections)."""
+        for name in _SCALARS:
+            self._scalars[name].append(self._vocabularies[_VOCABULARY[name]].of(fields[name]))
+        for name in _SETS:
+            sets = fields[name]
+            self._sizes[name].append(np.fromiter(map(len, sets), np.int32, len(sets)))
+            members = list(chain.from_iterable(sets))
+            self._members[name].append(self._vocabularies[_VOCABULARY[name]].of(members))
+
+    def interned(self) -> InternedFeatures:
+        """What was added, in sorted vocabularies; the names' holds every word of every
+        full name too."""
+        names = self._vocabularies["names"]
+        full = np.unique(_joined([*self._scalars["given"], *self._scalars["family"]]))
+        full_names = [names.values[i] for i in full[full >= 0].tolist()]
+        names.of(list(chain.from_iterable(s.split(" ") for s in full_names)))
+        sorted_vocabularies: dict[str, list[str]] = {}
+        places: dict[str, np.ndarray] = {}
+        for kind, vocabulary in self._vocabularies.items():
+            sorted_vocabularies[kind], places[kind] = vocabulary.sorted()
+        return InternedFeatures(
+            vocabularies=sorted_vocabularies,
+            scalars={
+                name: places[_VOCABULARY[name]][_joined(self._scalars[name])] for name in _SCALARS
+            },
+            sets={
+                name: (
+                    _joined(self._sizes[name]),
+                    places[_VOCABULARY[name]][_joined(self._members[name])],
+                )
+                for name in _SETS
+            },
+        )
+
+
+def merged(parts: Sequence[InternedFeatures]) -> InternedFeatures:
+    """Several parts' records one after the other, in one set of vocabularies."""
+    if len(parts) == 1:
+        return parts[0]
+    vocabularies: dict[str, list[str]] = {}
+    places: dict[str, list[np.ndarray]] = {}
+    for kind in parts[0].vocabularies:
+        # Each part's vocabulary is sorted: sorted together, they are runs to merge.
+        runs = chain.from_iterable(p.vocabularies[kind] for p in parts)
+        values = list(dict.fromkeys(sorted(runs)))
+        ids = dict(zip(values, range(len(values)), strict=True))
+        vocabularies[kind] = values
+        places[kind] = [
+            np.append(np.fromiter(map(ids.__getitem__, v), np.int32, len(v)), np.int32(-1))
+            for v in (p.vocabularies[kind] for p in parts)
+        ]
+    return InternedFeatures(
+        vocabularies=vocabularies,
+        scalars={
+            name: np.concatenate(
+                [places[_VOCABULARY[name]][k][p.scalars[name]] for k, p in enumerate(parts)]
+            )
+            for name in _SCALARS
+        },
+        sets={
+            name: (
+                np.concatenate([p.sets[name][0] for p in parts]),
+                np.concatenate(
+                    [places[_VOCABULARY[name]][k][p.sets[name][1]] for k, p in enumerate(parts)]
+                ),
+            )
+            for name in _SETS
+        },
+    )
 
 
 def columns_of(documents: Iterable[Mapping[str, Any]], known: Container[str]) -> FeatureColumns:
     """Columns of features in their stored form."""
-    lists = FeatureLists()
-    for document in documents:
-        lists.append(document)
-    return lists.columns(known)
+    interner = FeatureInterner()
+    interner.add_documents(list(documents))
+    return FeatureColumns.from_interned(interner.interned(), known)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
 
 
 def _date_parts(value: str) -> list[str] | None:
@@ -180,126 +333,12 @@ def _date_parts(value: str) -> list[str] | None:
     return None
 
 
-def _present(*columns: Iterable[str | None]) -> set[str]:
-    """The distinct values of the columns, none and "" left out. Built by the set's own
-    loops: a comprehension's Python loop took twice as long over millions of values."""
-    found: set[str | None] = set()
-    for column in columns:
-        found.update(column)
-    found.difference_update((None, ""))
-    return cast(set[str], found)
-
-
-def _interned(values: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
-    """Ids of the values (-1 for none) and the distinct values by id."""
-    distinct = sorted(_present(values))
-    ids: dict[str | None, int] = {v: k for k, v in enumerate(distinct)}
-    ids[None], ids[""] = -1, -1
-    return np.fromiter(map(ids.__getitem__, values), np.int32, len(values)), distinct
-
-
-def _padded_ids(sets: Sequence[Collection[str]], lookup: Callable[[str], int]) -> np.ndarray:
-    """Each record's set as a row of ids padded with -1."""
-    lengths = np.fromiter(map(len, sets), np.int64, len(sets))
-    flat = np.fromiter(map(lookup, chain.from_iterable(sets)), np.int32, int(lengths.sum()))
-    width = max(int(lengths.max(initial=0)), 1)
-    out = np.full((len(sets), width), -1, dtype=np.int32)
-    rows = np.repeat(np.arange(len(sets)), lengths)
-    columns = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+def _padded_ids(sizes: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Each record's set (`sizes[k]` ids of `flat` in turn) as a row padded with -1."""
+    width = max(int(sizes.max(initial=0)), 1)
+    out = np.full((len(sizes), width), -1, dtype=np.int32)
+    sizes = sizes.astype(np.int64)
+    rows = np.repeat(np.arange(len(sizes)), sizes)
+    columns = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     out[rows, columns] = flat
     return out
-
-
-def _interned_sets(sets: Sequence[Collection[str]]) -> tuple[np.ndarray, list[str]]:
-    distinct = sorted(set().union(*sets))
-    ids = {v: k for k, v in enumerate(distinct)}
-    return _padded_ids(sets, ids.__getitem__), distinct
-
-
-# Runs each of a list of functions and returns their results in order.
-Runner = Callable[[Sequence[Callable[[], Any]]], list[Any]]
-
-
-def _in_turn(parts: Sequence[Callable[[], Any]]) -> list[Any]:
-    return [part() for part in parts]
-
-
-def _name_and_value_columns(
-    known: Container[str],
-    source: list[str],
-    given: list[str | None],
-    family: list[str | None],
-    given_keys: list[Collection[str]],
-    birth_date: list[str | None],
-    national_id_index: list[str | None],
-    employee_id: list[str | None],
-) -> dict[str, Any]:
-    n = len(source)
-    full = _present(given, family)
-    vocabulary = set(full).union(*(v.split(" ") for v in full), *given_keys)
-    names = sorted(vocabulary)
-    ids: dict[str | None, int] = {name: k for k, name in enumerate(names)}
-    ids[None], ids[""] = -1, -1
-    lookup = ids.__getitem__
-    # Per name id its first word and its words; row -1 (no name) reads "none".
-    first_of = np.fromiter((ids[s.split(" ")[0]] for s in names), np.int32, len(names))
-    first_of = np.append(first_of, -1).astype(np.int32)
-    words_of = _padded([[ids[w] for w in s.split(" ")] for s in names] + [[]])
-    given_ids = np.fromiter(map(lookup, given), np.int32, n)
-    family_ids = np.fromiter(map(lookup, family), np.int32, n)
-
-    birth, birth_values = _interned(birth_date)
-    parsed = [_date_parts(d) for d in birth_values]
-    part_ids: dict[str, int] = {}
-    date_parts = np.array(
-        [[part_ids.setdefault(x, len(part_ids)) for x in p] if p else [-1, -1, -1]
-         for p in parsed] + [[-1, -1, -1]], dtype=np.int32,
-    ).reshape(-1, 3)  # fmt: skip
-    date_numbers = np.array(
-        [[int(x) for x in p] if p else [0, 0, 0] for p in parsed] + [[0, 0, 0]],
-        dtype=np.int64,
-    ).reshape(-1, 3)
-    odd_dates = np.array([p is None for p in parsed] + [False], dtype=bool)
-    national_id, nid_values = _interned(national_id_index)
-    employee, emp_values = _interned(employee_id)
-    sources, source_values = _interned(source)
-    return {
-        "names": names,
-        "name_objects": np.array(names, dtype=object),
-        "values": {
-            "birth": birth_values,
-            "nid": nid_values,
-            "emp": emp_values,
-            "source": source_values,
-        },
-        "given": given_ids,
-        "family": family_ids,
-        "given_first": first_of[given_ids],
-        "family_first": first_of[family_ids],
-        "given_words": words_of[given_ids],
-        "family_words": words_of[family_ids],
-        "given_keys": _padded_ids(given_keys, lookup),
-        "birth": birth,
-        "birth_parts": date_parts[birth],
-        "birth_numbers": date_numbers[birth],
-        "birth_odd": odd_dates[birth],
-        "national_id": national_id,
-        "employee_id": employee,
-        "source": sources,
-        "name_length": np.array([len(s) for s in names], dtype=np.int32),
-        "name_initial": np.array([ord(s[0]) if s else -1 for s in names], dtype=np.int32),
-        "name_spaced": np.array([" " in s for s in names], dtype=bool),
-        "name_known": np.array([s in known for s in names], dtype=bool),
-    }
-
-
-def _contact_columns(
-    emails: list[Collection[str]], phones: list[Collection[str]]
-) -> dict[str, Any]:
-    email_ids, email_values = _interned_sets(emails)
-    phone_ids, phone_values = _interned_sets(phones)
-    return {
-        "emails": email_ids,
-        "phones": phone_ids,
-        "values": {"email": email_values, "phone": phone_values},
-    }

@@ -25,10 +25,11 @@ import gc
 import multiprocessing
 import resource
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from itertools import chain, islice
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -40,10 +41,7 @@ from mdm.flow.block import Key
 from mdm.flow.block_many import Blocks, block, exact_kinds, record_keys, without_generic
 from mdm.flow.cluster import components
 from mdm.flow.cluster_many import PersonRecords, coherent_groups
-from mdm.flow.columns import (
-    FeatureColumns,
-    FeatureLists,
-)
+from mdm.flow.columns import FeatureColumns, FeatureInterner, InternedFeatures, merged
 from mdm.flow.compare_many import (
     compare_pairs,
     name_similarities,
@@ -61,6 +59,7 @@ from mdm.services.dedupe_write import Proposal, write
 
 if TYPE_CHECKING:  # pragma: no cover
     from mdm.services.spark_engine import SparkEngine, SparkOptions
+    from mdm.store.registry import FeaturePart, RegistryRepository
 
 # (stage, done, total): progress for a bar or a log line.
 Progress = Callable[[str, int, int], None]
@@ -214,9 +213,10 @@ def _dedupe(
     cap = registry.settings.max_block_size
 
     with _stage(report, "read"):
-        data, distinct, open_pairs = _read(
-            registry, tick, scorer.known_given, documents=engine is not None
+        data, distinct, open_pairs, peak = _read(
+            registry, tick, scorer.known_given, documents=engine is not None, workers=workers
         )
+        report.workers_peak_rss_mib = max(report.workers_peak_rss_mib, peak)
         _release_freed_memory()
         report.persons, report.records = len(data.ids), len(data.owner)
 
@@ -365,54 +365,114 @@ def _stage(report: DedupeReport, name: str) -> Iterator[None]:
 
 
 def _read(
-    registry: Registry, tick: Progress, known_given: frozenset[str], documents: bool = False
-) -> tuple[_Registry, set[tuple[UUID, UUID]], set[tuple[UUID, UUID]]]:
+    registry: Registry,
+    tick: Progress,
+    known_given: frozenset[str],
+    documents: bool = False,
+    workers: int = 1,
+) -> tuple[_Registry, set[tuple[UUID, UUID]], set[tuple[UUID, UUID]], float]:
     """The registry's live persons and their records' features, as columns; with
-    `documents`, each record's features as stored too (JSON, for another engine).
+    `documents`, each record's features as stored too (JSON, for another engine). Also the
+    largest peak memory of a process that read a part, in MiB.
 
-    The rows come unsorted, so that the database streams them while it reads and this
-    process parses them meanwhile; they are put in order here, by arrays: persons in id
-    order, each one's records together in (source, source_id) order."""
-    lists = FeatureLists()
-    add = lists.append
-    docs: list[bytes] = []
-    kept = docs.append if documents else None
-    person_of: list[int] = []
-    persons: dict[int, tuple[UUID, datetime]] = {}
-    sources: list[str] = []
-    source_ids: list[str] = []
-    with registry.database.uow() as uow:
+    On PostgreSQL, `workers` processes read a part of the records each, all in one
+    snapshot: parsing and interning a million documents is most of the read, and one
+    process's work. The rows come unsorted, so that the database streams them while it
+    reads and the processes parse them meanwhile; they are put in order here, by arrays:
+    persons in id order, each one's records together in (source, source_id) order."""
+    with registry.database.uow(consistent=True) as uow:
         repo = uow.registry
-        for k, person_id, updated_at, source, source_id, features in repo.stream_match_features():
-            person_of.append(k)
-            persons[k] = (person_id, updated_at)
-            sources.append(source)
-            source_ids.append(source_id)
-            add(orjson.loads(features))
-            if kept is not None:
-                kept(features.encode())
-            if len(person_of) % 100_000 == 0:
-                tick("read", len(person_of), 0)
+        snapshot = repo.export_snapshot() if workers > 1 else None
+        parts = repo.feature_parts(workers if snapshot is not None else 1)
+        progress = multiprocessing.RawArray("q", len(parts))  # records read by each part
+
+        def read(k: int) -> _Part:
+            if k == 0:  # here, where the progress is shown
+                return _read_part(repo, parts[0], documents, progress, 0, tick)
+            with registry.database.detached().uow(snapshot=snapshot) as own:
+                return _read_part(own.registry, parts[k], documents, progress, k, None)
+
+        ids, updated = repo.live_person_ids()
+        read_parts, peak = forked(read, len(parts))
         distinct = repo.not_a_match_pairs()
         open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
     # Persons numbered in id order, those without records left out.
-    numbered, owner = np.unique(np.asarray(person_of, dtype=np.int64), return_inverse=True)
-    by_place = _by_source_order(sources, source_ids)
+    person_of = np.concatenate([p.persons for p in read_parts])
+    numbered, owner = np.unique(person_of, return_inverse=True)
+    sources = list(chain.from_iterable(p.sources for p in read_parts))
+    by_place = _by_source_order(sources, list(chain.from_iterable(p.ids for p in read_parts)))
+    del sources
     # Grouped by person, in (source, source_id) order within each: a stable sort of the
     # records taken in that order. A record's place is its rank in that order.
     grouped = np.argsort(owner[by_place], kind="stable")
     order = by_place[grouped]
     data = _Registry()
-    data.ids = [persons[int(k)][0] for k in numbered]
-    data.updated = [persons[int(k)][1] for k in numbered]
+    data.ids = [ids[k] for k in numbered.tolist()]
+    data.updated = [updated[k] for k in numbered.tolist()]
+    del ids, updated
     counts = np.bincount(owner, minlength=len(numbered))
     data.start = (np.cumsum(counts) - counts).tolist()
     data.owner = owner[order].tolist()
     data.places = grouped.astype(np.int64)
-    data.columns = lists.columns(known_given, _side_by_side).take(order)
+    features = merged([p.features for p in read_parts])
+    data.columns = FeatureColumns.from_interned(features, known_given).take(order)
     if documents:
+        docs = list(chain.from_iterable(p.documents for p in read_parts))
         data.documents = [docs[i] for i in order.tolist()]
-    return data, distinct, open_pairs
+    return data, distinct, open_pairs, peak
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One part of the registry's records as read: each one's person (its number among
+    the live persons in id order), source, source id and features, in the order read."""
+
+    persons: np.ndarray
+    sources: list[str]
+    ids: list[str]
+    features: InternedFeatures
+    documents: list[bytes]
+
+
+def _read_part(
+    repo: RegistryRepository,
+    part: FeaturePart,
+    documents: bool,
+    progress: Any,
+    k: int,
+    tick: Progress | None,
+) -> _Part:
+    """Part `part` of the records, interned a batch at a time: what is kept is the
+    distinct values and an id per value per record, not each record's documents."""
+    interner = FeatureInterner()
+    persons: list[np.ndarray] = []
+    sources: list[str] = []
+    ids: list[str] = []
+    docs: list[bytes] = []
+    rows = repo.stream_match_features(part)
+    for batch in iter(lambda: list(islice(rows, _READ_BATCH)), []):
+        person, source, source_id, features = zip(*batch, strict=True)
+        persons.append(np.array(person, dtype=np.int64))
+        sources.extend(source)
+        ids.extend(source_id)
+        interner.add_documents(list(map(orjson.loads, features)))
+        if documents:
+            docs.extend(map(str.encode, features))
+        progress[k] += len(batch)
+        if tick is not None:
+            tick("read", sum(progress), 0)
+    return _Part(
+        persons=np.concatenate(persons) if persons else np.zeros(0, dtype=np.int64),
+        sources=sources,
+        ids=ids,
+        features=interner.interned(),
+        documents=docs,
+    )
+
+
+# Records parsed and interned at a time: large enough for the C loops to dominate, small
+# enough that a batch's documents are a few tens of megabytes.
+_READ_BATCH = 20_000
 
 
 def _release_freed_memory() -> None:
@@ -421,12 +481,6 @@ def _release_freed_memory() -> None:
     needs its arrays."""
     with suppress(OSError, AttributeError):  # not glibc: nothing to give back this way
         ctypes.CDLL(None).malloc_trim(0)
-
-
-def _side_by_side(parts: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Each part in a process of its own (the first in this one), their results back."""
-    results, _ = forked(lambda k: parts[k](), len(parts))
-    return results
 
 
 def _by_source_order(sources: list[str], source_ids: list[str]) -> np.ndarray:
@@ -586,9 +640,9 @@ def forked(work: Callable[[int], T], workers: int) -> tuple[list[T], float]:
             try:
                 status, value, child_peak = receiver.recv()
             except EOFError:
-                raise RuntimeError(f"a scoring process died (exit code {child.exitcode})") from None
+                raise RuntimeError(f"a worker process died (exit code {child.exitcode})") from None
             if status != "ok":
-                raise RuntimeError(f"a scoring process failed: {value}")
+                raise RuntimeError(f"a worker process failed: {value}")
             results.append(value)
             peak = max(peak, child_peak)
     except BaseException:

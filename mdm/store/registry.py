@@ -198,12 +198,20 @@ _PG_SET_STEWARDSHIP = (
 )
 # Every live record with its person's number in id order, unsorted: rows stream out while
 # the scan runs, and the caller orders them (a sort here would hold back the first row
-# until the last was read, and sort every features document with its key).
+# until the last was read, and sort every features document with its key). A part is a
+# range of the table's pages, read by a TID range scan: parts read side by side scan the
+# table once between them.
 _PG_STREAM_FEATURES = (
-    "SELECT p.k, p.id, p.updated_at, r.source, r.source_id, r.features::text "
-    "FROM source_records r JOIN (SELECT id, updated_at, row_number() OVER (ORDER BY id) - 1 AS k "
-    "FROM persons WHERE status = 'active') p ON p.id = r.person_id"
+    "SELECT p.k, r.source, r.source_id, r.features::text "
+    "FROM source_records r JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k "
+    "FROM persons WHERE status = 'active') p ON p.id = r.person_id "
+    "WHERE r.ctid >= %s::tid AND (%s::tid IS NULL OR r.ctid < %s::tid)"
 )
+_PG_PAGES = "SELECT pg_relation_size('source_records') / current_setting('block_size')::int"
+# A share of the records for `stream_match_features`: a range of pages (the last
+# open-ended) on PostgreSQL, None (all of them) elsewhere.
+FeaturePart = tuple[int, int | None] | None
+_PG_LIVE_PERSONS = "SELECT id, updated_at FROM persons WHERE status = 'active' ORDER BY id"
 _PG_REMOVE_KEYS = (
     "DELETE FROM person_keys AS k USING json_to_recordset(%s::json) AS q(k text, v text, p uuid) "
     "WHERE k.kind = q.k AND k.value = q.v AND k.person_id = q.p"
@@ -1047,30 +1055,57 @@ class RegistryRepository:
         return out
 
     # -- the nightly dedupe ------------------------------------------------------------------
-    def stream_match_features(
-        self, *, batch: int = 5_000
-    ) -> Iterator[tuple[int, UUID, datetime, str, str, str]]:
-        """(the person's place in id order among live persons, person id, person updated
-        at, source, source id, record features as JSON text) of every live person's
-        records, in no particular order, read in batches (chunks as PostgreSQL sends
-        them). The features stay text: the caller parses them, or passes them on as
-        they are."""
+    def live_person_ids(self) -> tuple[list[UUID], list[datetime]]:
+        """The live persons' ids in id order, and when each was last updated."""
+        rows: Sequence[Any]
         if self.dialect == "postgresql":
-            yield from self._stream_pg_features(batch)
+            # Through the driver: it makes each UUID in C.
+            with driver_connection(self.conn).cursor() as cursor:
+                rows = cursor.execute(_PG_LIVE_PERSONS).fetchall()
+        else:
+            c = persons_t.c
+            rows = self.conn.execute(
+                select(c.id, c.updated_at)
+                .where(c.status == PersonStatus.ACTIVE.value)
+                .order_by(c.id)
+            ).all()
+        ids = [row[0] for row in rows]
+        return ids, [row[1] for row in rows]
+
+    def feature_parts(self, parts: int) -> list[FeaturePart]:
+        """The registry's records in up to `parts` shares for `stream_match_features`,
+        each for a connection of its own sharing this one's snapshot (`export_snapshot`):
+        ranges of the table's pages on PostgreSQL, the whole registry elsewhere."""
+        if self.dialect != "postgresql":
+            return [None]
+        cursor = driver_connection(self.conn).execute(_PG_PAGES)
+        pages = int(cursor.fetchone()[0])  # type: ignore[index]
+        # Counted in this transaction's snapshot: no row it sees lies past these pages, and
+        # the last part is open-ended anyway.
+        bounds = [pages * k // parts for k in range(parts)]
+        return [(first, end) for first, end in zip(bounds, [*bounds[1:], None], strict=True)]
+
+    def stream_match_features(
+        self, part: FeaturePart = None, *, batch: int = 5_000
+    ) -> Iterator[tuple[int, str, str, str]]:
+        """(the person's place among the live persons in id order, source, source id,
+        record features as JSON text) of every live person's records, in no particular
+        order, read in batches (chunks as PostgreSQL sends them), or of one of
+        `feature_parts`. The features stay text: the caller parses them, or passes them
+        on as they are."""
+        if self.dialect == "postgresql":
+            yield from self._stream_pg_features(part or (0, None), batch)
             return
         live = (
             select(
                 (func.row_number().over(order_by=persons_t.c.id) - 1).label("k"),
                 persons_t.c.id,
-                persons_t.c.updated_at,
             )
             .where(persons_t.c.status == PersonStatus.ACTIVE.value)
             .subquery()
         )
         stmt = select(
             live.c.k,
-            live.c.id,
-            live.c.updated_at,
             records_t.c.source,
             records_t.c.source_id,
             type_coerce(records_t.c.features, Text),
@@ -1079,23 +1114,32 @@ class RegistryRepository:
         yield from (tuple(row) for row in rows)
 
     def _stream_pg_features(
-        self, batch: int
-    ) -> Iterator[tuple[int, UUID, datetime, str, str, str]]:
+        self, pages: tuple[int, int | None], batch: int
+    ) -> Iterator[tuple[int, str, str, str]]:
         # The features as text: a million records' rows cost a few microseconds each
-        # instead of a dozen. The driver makes each person id's UUID in C; made from text
-        # in Python it cost a tenth of the stage.
+        # instead of a dozen.
+        first, end = pages
+        end_tid = None if end is None else f"({end},0)"
+        bounds = (f"({first},0)", end_tid, end_tid)
         conn = driver_connection(self.conn)
         if psycopg.pq.version() >= 170000:
             # Rows in chunks as the server sends them: it reads ahead while this process
             # parses (a server-side cursor computes the next batch only when asked, and
             # took twice as long to read them all).
             with conn.cursor() as cursor:
-                yield from cursor.stream(_PG_STREAM_FEATURES, size=batch)
+                yield from cursor.stream(_PG_STREAM_FEATURES, bounds, size=batch)
             return
         with conn.cursor(name="mdm_dedupe_read") as named:  # pragma: no cover - libpq < 17
             named.itersize = batch
-            named.execute(_PG_STREAM_FEATURES)
+            named.execute(_PG_STREAM_FEATURES, bounds)
             yield from named
+
+    def export_snapshot(self) -> str | None:
+        """On PostgreSQL, an id of this transaction's snapshot, for other connections to
+        read what it reads (`Database.uow(snapshot=...)`); elsewhere None."""
+        if self.dialect != "postgresql":
+            return None
+        return cast(str, self.conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
 
     def not_a_match_among(self, ids: Sequence[UUID]) -> set[tuple[UUID, UUID]]:
         """The not-a-match pairs whose two persons are both among `ids`."""

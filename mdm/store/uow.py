@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from mdm.store.consents import ConsentRepository
+from mdm.store.db import make_engine
 from mdm.store.health import HealthRepository
 from mdm.store.keys import KeyRepository
 from mdm.store.registry import RegistryRepository
 from mdm.store.rejections import RejectionRepository
 from mdm.store.sealing import Sealer
 from mdm.store.webhooks import WebhookRepository
+
+# What pg_export_snapshot returns: hexadecimal numbers joined by dashes.
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 
 class UnitOfWork:
@@ -23,18 +28,43 @@ class UnitOfWork:
     """
 
     def __init__(
-        self, engine: Engine, sealer: Sealer, *, read_only: bool = False, flushed: bool = True
+        self,
+        engine: Engine,
+        sealer: Sealer,
+        *,
+        read_only: bool = False,
+        flushed: bool = True,
+        consistent: bool = False,
+        snapshot: str | None = None,
     ) -> None:
         self._engine = engine
         self._sealer = sealer
         self._read_only = read_only
         self._flushed = flushed
+        if snapshot is not None and not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise ValueError(f"not a snapshot id: {snapshot!r}")
+        self._consistent = consistent or snapshot is not None
+        self._snapshot = snapshot
         self._conn: Connection | None = None
         self._transaction: RootTransaction | None = None
 
     def __enter__(self) -> UnitOfWork:
         self._conn = self._engine.connect()
-        if self._read_only and self._engine.dialect.name == "postgresql":
+        postgres = self._engine.dialect.name == "postgresql"
+        if self._consistent and postgres:
+            # A read-only transaction whose statements all see one snapshot (the first
+            # statement's, or another transaction's exported one).
+            self._transaction = self._conn.begin()
+            self._conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if self._snapshot is not None:
+                # SET takes no bound parameters: the id, checked when given, is quoted in.
+                self._conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{self._snapshot}'")
+                # The exporting transaction holds the locks this one asks for; a lock
+                # this one must wait for was requested behind those (an ALTER TABLE, a
+                # TRUNCATE) and waits for the exporter in turn: a deadlock the server
+                # cannot see. Better to fail, and the exporter with it.
+                self._conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+        elif self._read_only and postgres:
             # Reads that need no common snapshot (each statement of READ COMMITTED has its
             # own anyway) go without a transaction: no BEGIN, no ROLLBACK round trip. On
             # SQLite every unit keeps its transaction: there the driver, not the server,
@@ -81,15 +111,40 @@ class Database:
         self.engine = engine
         self.sealer = sealer
 
-    def uow(self, *, read_only: bool = False, flushed: bool = True) -> UnitOfWork:
+    def uow(
+        self,
+        *,
+        read_only: bool = False,
+        flushed: bool = True,
+        consistent: bool = False,
+        snapshot: str | None = None,
+    ) -> UnitOfWork:
         """A unit of work; `read_only` for reads that need no transaction (PostgreSQL).
+
+        With `consistent`, a read-only transaction whose every statement reads one
+        snapshot; with `snapshot`, the one another unit exported
+        (`RegistryRepository.export_snapshot`), so that units on several connections read
+        the same registry (PostgreSQL; on SQLite a unit is one transaction anyway).
 
         With `flushed=False` its commit returns before the server has flushed it to disk
         (PostgreSQL's `synchronous_commit = off`): a server crash in the next fraction of a
         second may undo it whole, never in part. Only for work that is redone when it is
         lost, such as the nightly dedupe's chunks (see `flush_all`).
         """
-        return UnitOfWork(self.engine, self.sealer, read_only=read_only, flushed=flushed)
+        return UnitOfWork(
+            self.engine,
+            self.sealer,
+            read_only=read_only,
+            flushed=flushed,
+            consistent=consistent,
+            snapshot=snapshot,
+        )
+
+    def detached(self) -> Database:
+        """The same database through an engine of its own, for a forked process: a pool's
+        connections must not be shared between processes."""
+        url = self.engine.url.render_as_string(hide_password=False)
+        return Database(make_engine(url, pool_size=1), self.sealer)
 
     def flush_all(self) -> None:
         """Return once every commit made so far is on disk, those of `flushed=False` units

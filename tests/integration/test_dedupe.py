@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import pytest
+from psycopg.errors import LockNotAvailable
 from sqlalchemy import func, select
 
 from fixtures.generator import generate
@@ -345,8 +346,9 @@ def test_since_looks_only_at_pairs_with_a_person_changed_since(registry: Registr
     assert len(partition(registry)) == 3
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 def test_the_read_puts_persons_in_id_order_with_their_records_together(
-    registry: Registry,
+    registry: Registry, workers: int
 ) -> None:
     records, _ = _generated(registry, 600, seed=11)
     ingest_many(registry, records, actor="online")  # matched: persons of several records
@@ -354,7 +356,7 @@ def test_the_read_puts_persons_in_id_order_with_their_records_together(
         owners = conn.execute(
             select(SourceRecordRow.person_id, SourceRecordRow.source, SourceRecordRow.source_id)
         ).all()
-    data, _, _ = _read(registry, lambda *_: None, frozenset())
+    data, _, _, _ = _read(registry, lambda *_: None, frozenset(), workers=workers)
     assert data.columns is not None and len(data.columns) == len(owners)
     assert data.ids == sorted({person for person, _, _ in owners})
     by_place = sorted((source, source_id) for _, source, source_id in owners)
@@ -368,6 +370,87 @@ def test_the_read_puts_persons_in_id_order_with_their_records_together(
         assert {person_of[by_place[p]] for p in places} == {data.ids[k]}
 
 
+def test_a_read_in_parts_reads_what_one_process_reads(registry: Registry) -> None:
+    # On PostgreSQL three processes read a range of pages each, in one snapshot; their
+    # parts, merged, are the registry one process reads, value for value.
+    records, _ = _generated(registry, 400, seed=5)
+    ingest_many(registry, records, actor="online")
+    one, *_ = _read(registry, lambda *_: None, frozenset({"ana"}), documents=True)
+    three, *_ = _read(registry, lambda *_: None, frozenset({"ana"}), documents=True, workers=3)
+    assert one.columns is not None and three.columns is not None
+    assert (one.ids, one.updated, one.start, one.owner) == (
+        three.ids, three.updated, three.start, three.owner)  # fmt: skip
+    assert one.places.tolist() == three.places.tolist() and one.documents == three.documents
+    assert len(one.documents) == len(records)
+    assert (one.columns.names, one.columns.values) == (three.columns.names, three.columns.values)
+    assert [one.columns.record(r) for r in range(len(one.owner))] == [
+        three.columns.record(r) for r in range(len(three.owner))
+    ]
+
+
+def test_the_parts_read_the_snapshot_the_read_began_with(registry: Registry) -> None:
+    if registry.database.dialect != "postgresql":
+        pytest.skip("only PostgreSQL reads the registry in parts")
+    records, _ = _generated(registry, 60, seed=3)
+    load_unmatched(registry, records[:40], actor="legacy")
+    with registry.database.uow(consistent=True) as uow:
+        snapshot = uow.registry.export_snapshot()
+        assert snapshot is not None
+        parts = uow.registry.feature_parts(2)
+        load_unmatched(registry, records[40:], actor="legacy")  # committed meanwhile
+        seen = [len(list(uow.registry.stream_match_features(parts[0])))]
+        with registry.database.detached().uow(snapshot=snapshot) as other:
+            seen.append(len(list(other.registry.stream_match_features(parts[1]))))
+            assert len(other.registry.live_person_ids()[0]) == 40
+        assert len(uow.registry.live_person_ids()[0]) == 40
+    assert sum(seen) == 40 and min(seen) > 0
+    with pytest.raises(ValueError, match="snapshot id"):
+        registry.database.uow(snapshot="1'; DROP TABLE persons; --")
+
+
+def test_a_part_fails_rather_than_wait_behind_a_lock_that_waits_for_the_read(
+    registry: Registry,
+) -> None:
+    # An ALTER TABLE queued behind the read's lock would block a part's reader, and wait
+    # for the read in turn: the part gives up instead of hanging the run.
+    if registry.database.dialect != "postgresql":
+        pytest.skip("only PostgreSQL reads the registry in parts")
+    records, _ = _generated(registry, 20, seed=3)
+    load_unmatched(registry, records, actor="legacy")
+    locker = registry.database.engine.connect()
+    with registry.database.uow(consistent=True) as uow:
+        snapshot = uow.registry.export_snapshot()
+        assert snapshot is not None
+        parts = uow.registry.feature_parts(2)
+        list(uow.registry.stream_match_features(parts[0]))  # the read holds its locks
+        waiting = threading.Thread(
+            target=lambda: locker.exec_driver_sql(
+                "LOCK TABLE source_records IN ACCESS EXCLUSIVE MODE"
+            )
+        )
+        waiting.start()
+        with registry.database.engine.connect() as conn:
+            for _ in range(500):  # until the lock request is queued
+                queued = conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                    "AND relation = 'source_records'::regclass"
+                ).scalar()
+                if queued:
+                    break
+                conn.rollback()
+                threading.Event().wait(0.01)
+        assert queued
+        other = registry.database.detached()
+        with (
+            pytest.raises(LockNotAvailable),
+            other.uow(snapshot=snapshot) as part,
+        ):
+            list(part.registry.stream_match_features(parts[1]))
+    waiting.join()  # granted once the read ended
+    locker.rollback()
+    locker.close()
+
+
 def test_the_read_places_records_in_python_string_order(registry: Registry) -> None:
     # Each pair is compared from the record first in (source, source_id) order: the
     # database must order as Python does (by code point), whatever its collation.
@@ -375,7 +458,7 @@ def test_the_read_places_records_in_python_string_order(registry: Registry) -> N
     records = [incoming("crm", i, given_name="Ana", family_name=f"N{k}") for k, i in
                enumerate(ids)]  # fmt: skip
     load_unmatched(registry, records, actor="legacy")
-    data, _, _ = _read(registry, lambda *_: None, frozenset())
+    data, _, _, _ = _read(registry, lambda *_: None, frozenset())
     assert data.columns is not None
     # Each record's family name says which it is.
     places = {
