@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import chain
-from operator import attrgetter, itemgetter
+from itertools import chain, compress, pairwise
+from operator import attrgetter, itemgetter, ne
 from typing import Any, cast
 
 import numpy as np
@@ -80,10 +80,18 @@ class FeatureColumns:
         return cls.from_interned(interner.interned(), known)
 
     @classmethod
-    def from_interned(cls, interned: InternedFeatures, known: Container[str]) -> FeatureColumns:
-        """The columns of interned records; `known` are the known given names."""
+    def from_interned(
+        cls, interned: InternedFeatures, known: Container[str], order: np.ndarray | None = None
+    ) -> FeatureColumns:
+        """The columns of interned records; `known` are the known given names. With
+        `order`, row k is record order[k] (as `take`, but the columns derived from a
+        record's ids are made in that order rather than reordered)."""
         # Python loops over distinct values only; the records' rows are array indexing.
-        vocabularies, scalars, sets = interned.vocabularies, interned.scalars, interned.sets
+        vocabularies, scalars = interned.vocabularies, interned.scalars
+        padded = {name: _padded_ids(*interned.sets[name]) for name in _SETS}
+        if order is not None:
+            scalars = {name: ids[order] for name, ids in scalars.items()}
+            padded = {name: rows[order] for name, rows in padded.items()}
         names = vocabularies["names"]
         ids: dict[str | None, int] = {name: k for k, name in enumerate(names)}
         ids[""] = -1
@@ -115,9 +123,9 @@ class FeatureColumns:
             family_first=first_of[family],
             given_words=words_of[given],
             family_words=words_of[family],
-            given_keys=_padded_ids(*sets["given_keys"]),
-            emails=_padded_ids(*sets["emails"]),
-            phones=_padded_ids(*sets["phones"]),
+            given_keys=padded["given_keys"],
+            emails=padded["emails"],
+            phones=padded["phones"],
             birth=birth,
             birth_parts=date_parts[birth],
             birth_numbers=date_numbers[birth],
@@ -189,6 +197,63 @@ class InternedFeatures:
 
     def __len__(self) -> int:
         return len(self.scalars["source"])
+
+    # Sent to another process with each vocabulary joined into one string: pickled one by
+    # one, a million strings took seconds. NUL separates them: no text column holds one.
+    def __getstate__(self) -> dict[str, Any]:
+        joined = {kind: (len(v), "\0".join(v)) for kind, v in self.vocabularies.items()}
+        return {"vocabularies": joined, "scalars": self.scalars, "sets": self.sets}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vocabularies = {kind: text.split("\0") if n else [] for kind, (n, text) in
+                        state["vocabularies"].items()}  # fmt: skip
+        object.__setattr__(self, "vocabularies", vocabularies)
+        object.__setattr__(self, "scalars", state["scalars"])
+        object.__setattr__(self, "sets", state["sets"])
+
+
+@dataclass(frozen=True, eq=False)
+class Packed:
+    """Byte strings as one buffer and where each ends: pickled in one piece, where a
+    million strings pickled one by one took seconds."""
+
+    blob: bytes
+    ends: np.ndarray  # int64, one past each string's last byte
+
+    @classmethod
+    def of(cls, items: Sequence[bytes]) -> Packed:
+        return cls(b"".join(items), np.cumsum(np.fromiter(map(len, items), np.int64, len(items))))
+
+    @classmethod
+    def joined(cls, parts: Sequence[Packed]) -> Packed:
+        """The strings of several, one after the other."""
+        offsets = np.cumsum([0, *(len(p.blob) for p in parts)])
+        ends = [p.ends + offset for p, offset in zip(parts, offsets.tolist(), strict=False)]
+        return cls(b"".join(p.blob for p in parts), np.concatenate([*ends, _NO_ENDS]))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.ends, prepend=0)
+
+    def items(self) -> list[bytes]:
+        blob, ends = self.blob, self.ends.tolist()
+        return [blob[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+
+    def fixed_width(self, width: int) -> np.ndarray:
+        """The strings as numpy byte strings of `width` bytes (cut there; NUL-padded),
+        which numpy sorts as bytes."""
+        lengths, flat = self.lengths(), np.frombuffer(self.blob, dtype=np.uint8)
+        starts = self.ends - lengths
+        out = np.zeros((len(self), width), dtype=np.uint8)
+        for j in range(width):  # a column at a time: memory for one, not for every byte
+            has = np.flatnonzero(lengths > j)
+            out[has, j] = flat[starts[has] + j]
+        return out.view(f"S{width}").ravel() if width else np.zeros(len(self), dtype="S1")
+
+
+_NO_ENDS = np.zeros(0, dtype=np.int64)
 
 
 class _Vocabulary:
@@ -285,15 +350,9 @@ def merged(parts: Sequence[InternedFeatures]) -> InternedFeatures:
     vocabularies: dict[str, list[str]] = {}
     places: dict[str, list[np.ndarray]] = {}
     for kind in parts[0].vocabularies:
-        # Each part's vocabulary is sorted: sorted together, they are runs to merge.
-        runs = chain.from_iterable(p.vocabularies[kind] for p in parts)
-        values = list(dict.fromkeys(sorted(runs)))
-        ids = dict(zip(values, range(len(values)), strict=True))
-        vocabularies[kind] = values
-        places[kind] = [
-            np.append(np.fromiter(map(ids.__getitem__, v), np.int32, len(v)), np.int32(-1))
-            for v in (p.vocabularies[kind] for p in parts)
-        ]
+        vocabularies[kind], places[kind] = _merged_vocabularies(
+            [p.vocabularies[kind] for p in parts]
+        )
     return InternedFeatures(
         vocabularies=vocabularies,
         scalars={
@@ -312,6 +371,23 @@ def merged(parts: Sequence[InternedFeatures]) -> InternedFeatures:
             for name in _SETS
         },
     )
+
+
+def _merged_vocabularies(sorted_lists: list[list[str]]) -> tuple[list[str], list[np.ndarray]]:
+    """The distinct values of sorted lists, sorted, and per list each value's place among
+    them (at index -1, for "none", -1). The lists are runs for the sort to merge, and
+    equal values are neighbours once sorted: no value is hashed, which for a million
+    strings fresh from another process cost four times as much."""
+    values = list(chain.from_iterable(sorted_lists))
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ordered = list(map(values.__getitem__, order))
+    first = np.fromiter(chain((True,), map(ne, ordered[1:], ordered[:-1])), bool, len(ordered))
+    place = np.empty(len(values) + 1, dtype=np.int32)
+    place[np.asarray(order, dtype=np.int64)] = np.cumsum(first) - 1
+    bounds = np.cumsum([0, *map(len, sorted_lists)])
+    return list(compress(ordered, first)), [
+        np.append(place[a:b], np.int32(-1)) for a, b in pairwise(bounds.tolist())
+    ]
 
 
 def columns_of(documents: Iterable[Mapping[str, Any]], known: Container[str]) -> FeatureColumns:

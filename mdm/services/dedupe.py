@@ -25,13 +25,13 @@ import gc
 import multiprocessing
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from itertools import chain, islice
+from itertools import islice
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from uuid import UUID
 
 import numpy as np
@@ -41,7 +41,7 @@ from mdm.flow.block import Key
 from mdm.flow.block_many import Blocks, block, exact_kinds, record_keys, without_generic
 from mdm.flow.cluster import components
 from mdm.flow.cluster_many import PersonRecords, coherent_groups
-from mdm.flow.columns import FeatureColumns, FeatureInterner, InternedFeatures, merged
+from mdm.flow.columns import FeatureColumns, FeatureInterner, InternedFeatures, Packed, merged
 from mdm.flow.compare_many import (
     compare_pairs,
     name_similarities,
@@ -56,6 +56,7 @@ from mdm.flow.score_many import (
 )
 from mdm.services.context import Registry
 from mdm.services.dedupe_write import Proposal, write
+from mdm.store.registry import epoch_microseconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from mdm.services.spark_engine import SparkEngine, SparkOptions
@@ -107,13 +108,33 @@ class _Proposal:
     reasons: tuple[str, ...] = ()
 
 
+class PersonIds(Sequence[UUID]):
+    """Persons' ids as 16 bytes each (rows of a uint8 matrix), a UUID made when asked for:
+    of a million persons, the decisions name a few."""
+
+    def __init__(self, raw: np.ndarray) -> None:
+        self._raw = raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @overload
+    def __getitem__(self, k: int) -> UUID: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[UUID]: ...
+    def __getitem__(self, k: int | slice) -> UUID | list[UUID]:
+        if isinstance(k, slice):
+            return [UUID(bytes=row.tobytes()) for row in self._raw[k]]
+        return UUID(bytes=self._raw[k].tobytes())
+
+
 class _Registry:
     """The registry as read: persons in id order, their records contiguous, the records'
     match features as columns (generic emails and phones blanked once blocked)."""
 
     def __init__(self) -> None:
-        self.ids: list[UUID] = []
-        self.updated: list[datetime] = []
+        self.ids = PersonIds(np.zeros((0, 16), dtype=np.uint8))
+        self.updated = np.zeros(0, dtype=np.int64)  # microseconds since the epoch
         self.start: list[int] = []  # first record of each person
         self.owner: list[int] = []  # person of each record
         self.columns: FeatureColumns | None = None
@@ -220,7 +241,9 @@ def _dedupe(
         _release_freed_memory()
         report.persons, report.records = len(data.ids), len(data.owner)
 
-    changed = {p for p, at in enumerate(data.updated) if at >= since} if since is not None else None
+    changed = None
+    if since is not None:
+        changed = set(np.flatnonzero(data.updated >= epoch_microseconds(since)).tolist())
     if engine is None:
         with _stage(report, "block"):
             blocks, generic = _blocks(data, cap, changed)
@@ -383,96 +406,133 @@ def _read(
     with registry.database.uow(consistent=True) as uow:
         repo = uow.registry
         snapshot = repo.export_snapshot() if workers > 1 else None
-        parts = repo.feature_parts(workers if snapshot is not None else 1)
-        progress = multiprocessing.RawArray("q", len(parts))  # records read by each part
+        # More ranges than processes, each taken by the next process free: the table's
+        # later pages hold more live rows (updates append), and this process reads the
+        # persons too.
+        ranges = repo.feature_parts(workers * _RANGES_PER_WORKER if snapshot else 1)
+        taken = multiprocessing.Value("i", 0)  # ranges handed out so far
+        progress = multiprocessing.RawArray("q", workers)  # records read by each process
 
-        def read(k: int) -> _Part:
+        def read(k: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, _Part]:
             if k == 0:  # here, where the progress is shown
-                return _read_part(repo, parts[0], documents, progress, 0, tick)
+                persons = repo.live_person_ids()
+                return persons, _read_part(repo, ranges, taken, documents, progress, 0, tick)
             with registry.database.detached().uow(snapshot=snapshot) as own:
-                return _read_part(own.registry, parts[k], documents, progress, k, None)
+                return None, _read_part(own.registry, ranges, taken, documents, progress, k)
 
-        ids, updated = repo.live_person_ids()
-        read_parts, peak = forked(read, len(parts))
+        results, peak = forked(read, workers if snapshot else 1)
+        persons, _ = results[0]
+        assert persons is not None
+        ids, updated = persons
+        read_parts = [part for _, part in results]
         distinct = repo.not_a_match_pairs()
         open_pairs = {_key(a, b) for a, b in repo.open_review_pairs()}
-    # Persons numbered in id order, those without records left out.
-    person_of = np.concatenate([p.persons for p in read_parts])
-    numbered, owner = np.unique(person_of, return_inverse=True)
-    sources = list(chain.from_iterable(p.sources for p in read_parts))
-    by_place = _by_source_order(sources, list(chain.from_iterable(p.ids for p in read_parts)))
-    del sources
+    # Each record's person by its place among the live persons in id order; records of
+    # persons merged or erased left out, and persons without records.
+    record_person = np.concatenate([p.persons for p in read_parts]).view("S16").ravel()
+    person_of, live = _places(ids.view("S16").ravel(), record_person)
+    kept = np.flatnonzero(live)
+    numbered, owner = np.unique(person_of[kept], return_inverse=True)
+    by_place = _by_source_order(Packed.joined([p.places for p in read_parts]), kept)
     # Grouped by person, in (source, source_id) order within each: a stable sort of the
     # records taken in that order. A record's place is its rank in that order.
     grouped = np.argsort(owner[by_place], kind="stable")
-    order = by_place[grouped]
+    order = kept[by_place[grouped]]
     data = _Registry()
-    data.ids = [ids[k] for k in numbered.tolist()]
-    data.updated = [updated[k] for k in numbered.tolist()]
+    data.ids = PersonIds(ids[numbered])
+    data.updated = updated[numbered]
     del ids, updated
     counts = np.bincount(owner, minlength=len(numbered))
     data.start = (np.cumsum(counts) - counts).tolist()
-    data.owner = owner[order].tolist()
+    data.owner = owner[by_place[grouped]].tolist()
     data.places = grouped.astype(np.int64)
     features = merged([p.features for p in read_parts])
-    data.columns = FeatureColumns.from_interned(features, known_given).take(order)
+    data.columns = FeatureColumns.from_interned(features, known_given, order)
     if documents:
-        docs = list(chain.from_iterable(p.documents for p in read_parts))
+        docs = Packed.joined([p.documents for p in read_parts]).items()
         data.documents = [docs[i] for i in order.tolist()]
     return data, distinct, open_pairs, peak
 
 
+def _places(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's place in `sorted_keys`, and whether it is there at all."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+    place = np.searchsorted(sorted_keys, keys)
+    found = sorted_keys[np.minimum(place, len(sorted_keys) - 1)] == keys
+    return place, found
+
+
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """One part of the registry's records as read: each one's person (its number among
-    the live persons in id order), source, source id and features, in the order read."""
+    """One part of the registry's records as read, in the order read: each one's person
+    (its id's 16 bytes, a row of a uint8 matrix), its place key (`_place_key`) and
+    features, and its features document where asked for. Strings travel packed: pickled
+    one by one, a million took seconds to send to another process."""
 
     persons: np.ndarray
-    sources: list[str]
-    ids: list[str]
+    places: Packed
     features: InternedFeatures
-    documents: list[bytes]
+    documents: Packed
 
 
 def _read_part(
     repo: RegistryRepository,
-    part: FeaturePart,
+    ranges: list[FeaturePart],
+    taken: Any,
     documents: bool,
     progress: Any,
     k: int,
-    tick: Progress | None,
+    tick: Progress | None = None,
 ) -> _Part:
-    """Part `part` of the records, interned a batch at a time: what is kept is the
-    distinct values and an id per value per record, not each record's documents."""
+    """The records of the ranges this process takes (the next not yet `taken`, until none
+    is left), interned a batch at a time: what is kept is the distinct values and an id
+    per value per record, not each record's documents."""
     interner = FeatureInterner()
     persons: list[np.ndarray] = []
-    sources: list[str] = []
-    ids: list[str] = []
+    places: list[bytes] = []
     docs: list[bytes] = []
-    rows = repo.stream_match_features(part)
-    for batch in iter(lambda: list(islice(rows, _READ_BATCH)), []):
-        person, source, source_id, features = zip(*batch, strict=True)
-        persons.append(np.array(person, dtype=np.int64))
-        sources.extend(source)
-        ids.extend(source_id)
-        interner.add_documents(list(map(orjson.loads, features)))
-        if documents:
-            docs.extend(map(str.encode, features))
-        progress[k] += len(batch)
-        if tick is not None:
-            tick("read", sum(progress), 0)
+    while (r := _next(taken)) < len(ranges):
+        for batch in _batches(repo.stream_match_features(ranges[r]), _READ_BATCH):
+            person, source, source_id, features = zip(*batch, strict=True)
+            persons.append(np.frombuffer(b"".join(person), dtype=np.uint8).reshape(-1, 16))
+            places.extend(map(_place_key, source, source_id))
+            interner.add_documents(list(map(orjson.loads, features)))
+            if documents:
+                docs.extend(map(str.encode, features))
+            progress[k] += len(batch)
+            if tick is not None:
+                tick("read", sum(progress), 0)
     return _Part(
-        persons=np.concatenate(persons) if persons else np.zeros(0, dtype=np.int64),
-        sources=sources,
-        ids=ids,
+        persons=np.concatenate(persons) if persons else np.zeros((0, 16), dtype=np.uint8),
+        places=Packed.of(places),
         features=interner.interned(),
-        documents=docs,
+        documents=Packed.of(docs),
     )
+
+
+def _place_key(source: str, source_id: str) -> bytes:
+    """A record's key in (source, source_id) order by code point, as Python orders the
+    pair, whatever the database's collation: UTF-8 bytes sort in code point order, and
+    NUL (which no text column holds) before any character."""
+    return f"{source}\0{source_id}".encode()
+
+
+def _batches(rows: Iterator[T], size: int) -> Iterator[list[T]]:
+    while batch := list(islice(rows, size)):
+        yield batch
+
+
+def _next(taken: Any) -> int:
+    with taken.get_lock():
+        taken.value += 1
+        return int(taken.value) - 1
 
 
 # Records parsed and interned at a time: large enough for the C loops to dominate, small
 # enough that a batch's documents are a few tens of megabytes.
 _READ_BATCH = 20_000
+_RANGES_PER_WORKER = 8
 
 
 def _release_freed_memory() -> None:
@@ -483,22 +543,17 @@ def _release_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _by_source_order(sources: list[str], source_ids: list[str]) -> np.ndarray:
-    """The records' indexes in (source, source_id) order by code point, as Python orders
-    strings, whatever the database's collation. UTF-8 bytes sort in code point order."""
-    n = len(sources)
-    encoded = [s.encode() for s in source_ids]
-    width = max(map(len, encoded), default=1)
-    if n * width > _SORT_BYTES:  # an outlier's width for every row: sort in Python instead
-        keys = list(zip(sources, source_ids, strict=True))
-        return np.asarray(sorted(range(n), key=keys.__getitem__), dtype=np.int64)
-    named = sorted(set(sources))
-    codes = dict(zip(named, range(len(named)), strict=True))
-    source_codes = np.fromiter(map(codes.__getitem__, sources), np.int32, n)
-    return np.lexsort((np.array(encoded, dtype=f"S{width}"), source_codes)).astype(np.int64)
+def _by_source_order(keys: Packed, kept: np.ndarray) -> np.ndarray:
+    """The indexes into `kept` of its records (indexes into `keys`) in order of their
+    place keys."""
+    width = int(keys.lengths()[kept].max(initial=1))
+    if len(kept) * width > _SORT_BYTES:  # an outlier's width for every row: sort in Python
+        items = keys.items()
+        return np.asarray(sorted(range(len(kept)), key=lambda k: items[kept[k]]), np.int64)
+    return np.argsort(keys.fixed_width(width)[kept], kind="stable").astype(np.int64)
 
 
-# Source ids sorted as fixed-width byte strings up to this size in all.
+# Place keys sorted as fixed-width byte strings up to this size in all.
 _SORT_BYTES = 256 * 1024 * 1024
 
 

@@ -7,10 +7,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
+import numpy as np
 import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
@@ -196,22 +197,28 @@ _PG_SET_STEWARDSHIP = (
     "UPDATE persons AS p SET stewardship = q.s "
     "FROM json_to_recordset(%s::json) AS q(id uuid, s json) WHERE p.id = q.id"
 )
-# Every live record with its person's number in id order, unsorted: rows stream out while
-# the scan runs, and the caller orders them (a sort here would hold back the first row
-# until the last was read, and sort every features document with its key). A part is a
+# Every record with its person's id (16 bytes), unsorted and unjoined: rows stream out
+# while the scan runs, and the caller orders them and keeps the live persons' (a sort here
+# would hold back the first row until the last was read; a join numbering the persons in
+# id order walked the persons' index, a random read of the table for each). A part is a
 # range of the table's pages, read by a TID range scan: parts read side by side scan the
 # table once between them.
 _PG_STREAM_FEATURES = (
-    "SELECT p.k, r.source, r.source_id, r.features::text "
-    "FROM source_records r JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k "
-    "FROM persons WHERE status = 'active') p ON p.id = r.person_id "
-    "WHERE r.ctid >= %s::tid AND (%s::tid IS NULL OR r.ctid < %s::tid)"
+    "SELECT uuid_send(r.person_id), r.source, r.source_id, r.features::text "
+    "FROM source_records r WHERE r.ctid >= %s::tid AND (%s::tid IS NULL OR r.ctid < %s::tid)"
 )
 _PG_PAGES = "SELECT pg_relation_size('source_records') / current_setting('block_size')::int"
 # A share of the records for `stream_match_features`: a range of pages (the last
 # open-ended) on PostgreSQL, None (all of them) elsewhere.
 FeaturePart = tuple[int, int | None] | None
-_PG_LIVE_PERSONS = "SELECT id, updated_at FROM persons WHERE status = 'active' ORDER BY id"
+# The live persons' ids and update times, as bytes, in no order: a group per last byte of
+# the id (a bytea holds at most a gigabyte; the first bytes of time-ordered UUIDs are
+# alike).
+_PG_LIVE_PERSONS = (
+    "SELECT string_agg(uuid_send(id), ''::bytea), "
+    "string_agg(int8send((extract(epoch FROM updated_at) * 1000000)::int8), ''::bytea) "
+    "FROM persons WHERE status = 'active' GROUP BY get_byte(uuid_send(id), 15)"
+)
 _PG_REMOVE_KEYS = (
     "DELETE FROM person_keys AS k USING json_to_recordset(%s::json) AS q(k text, v text, p uuid) "
     "WHERE k.kind = q.k AND k.value = q.v AND k.person_id = q.p"
@@ -334,6 +341,14 @@ def _record_values(r: LinkedRecord) -> dict[str, Any]:
 
 def _review(row: Row[Any]) -> ReviewItem:
     return ReviewItem(**{k: v for k, v in row._mapping.items()})
+
+
+def epoch_microseconds(at: datetime) -> int:
+    """Microseconds since the epoch (UTC where `at` has no zone), exactly."""
+    return (at.replace(tzinfo=at.tzinfo or UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RegistryRepository:
@@ -1055,22 +1070,27 @@ class RegistryRepository:
         return out
 
     # -- the nightly dedupe ------------------------------------------------------------------
-    def live_person_ids(self) -> tuple[list[UUID], list[datetime]]:
-        """The live persons' ids in id order, and when each was last updated."""
-        rows: Sequence[Any]
+    def live_person_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """The live persons in id order: their ids as 16 bytes each (a row of a uint8
+        matrix, UUIDs' own byte order) and when each was last updated (microseconds
+        since the epoch). A million UUID and datetime objects cost seconds to make; the
+        nightly dedupe needs the UUIDs of a few persons only."""
         if self.dialect == "postgresql":
-            # Through the driver: it makes each UUID in C.
-            with driver_connection(self.conn).cursor() as cursor:
+            conn = driver_connection(self.conn)
+            with conn.cursor(binary=True) as cursor:
                 rows = cursor.execute(_PG_LIVE_PERSONS).fetchall()
+            raw = b"".join(row[0] for row in rows)
+            at = np.frombuffer(b"".join(row[1] for row in rows), dtype=">i8")
         else:
             c = persons_t.c
-            rows = self.conn.execute(
-                select(c.id, c.updated_at)
-                .where(c.status == PersonStatus.ACTIVE.value)
-                .order_by(c.id)
+            found = self.conn.execute(
+                select(c.id, c.updated_at).where(c.status == PersonStatus.ACTIVE.value)
             ).all()
-        ids = [row[0] for row in rows]
-        return ids, [row[1] for row in rows]
+            raw = b"".join(person.bytes for person, _ in found)
+            at = np.array([epoch_microseconds(u) for _, u in found], dtype=np.int64)
+        ids = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 16)
+        order = np.argsort(ids.view("S16").ravel(), kind="stable")  # bytes order: UUIDs'
+        return ids[order], at[order].astype(np.int64)
 
     def feature_parts(self, parts: int) -> list[FeaturePart]:
         """The registry's records in up to `parts` shares for `stream_match_features`,
@@ -1080,44 +1100,37 @@ class RegistryRepository:
             return [None]
         cursor = driver_connection(self.conn).execute(_PG_PAGES)
         pages = int(cursor.fetchone()[0])  # type: ignore[index]
-        # Counted in this transaction's snapshot: no row it sees lies past these pages, and
-        # the last part is open-ended anyway.
+        # Counted once the snapshot is taken: every row it sees lies in these pages (the
+        # table may only have grown since). The last part is open-ended anyway.
         bounds = [pages * k // parts for k in range(parts)]
         return [(first, end) for first, end in zip(bounds, [*bounds[1:], None], strict=True)]
 
     def stream_match_features(
         self, part: FeaturePart = None, *, batch: int = 5_000
-    ) -> Iterator[tuple[int, str, str, str]]:
-        """(the person's place among the live persons in id order, source, source id,
-        record features as JSON text) of every live person's records, in no particular
-        order, read in batches (chunks as PostgreSQL sends them), or of one of
-        `feature_parts`. The features stay text: the caller parses them, or passes them
-        on as they are."""
+    ) -> Iterator[tuple[bytes, str, str, str]]:
+        """(the person's id as 16 bytes, source, source id, record features as JSON text)
+        of every record, in no particular order, read in batches (chunks as PostgreSQL
+        sends them), or of one of `feature_parts`. Records of persons merged or erased
+        come too: the caller keeps the live persons' (`live_person_ids`). The features
+        stay text: the caller parses them, or passes them on as they are."""
         if self.dialect == "postgresql":
             yield from self._stream_pg_features(part or (0, None), batch)
             return
-        live = (
-            select(
-                (func.row_number().over(order_by=persons_t.c.id) - 1).label("k"),
-                persons_t.c.id,
-            )
-            .where(persons_t.c.status == PersonStatus.ACTIVE.value)
-            .subquery()
-        )
         stmt = select(
-            live.c.k,
+            records_t.c.person_id,
             records_t.c.source,
             records_t.c.source_id,
             type_coerce(records_t.c.features, Text),
-        ).join(live, live.c.id == records_t.c.person_id)
+        )
         rows = self.conn.execute(stmt.execution_options(yield_per=batch))
-        yield from (tuple(row) for row in rows)
+        yield from ((person.bytes, source, i, f) for person, source, i, f in rows)
 
     def _stream_pg_features(
         self, pages: tuple[int, int | None], batch: int
-    ) -> Iterator[tuple[int, str, str, str]]:
-        # The features as text: a million records' rows cost a few microseconds each
-        # instead of a dozen.
+    ) -> Iterator[tuple[bytes, str, str, str]]:
+        # In binary: the person's id comes as its bytes, the rest as text. The features
+        # stay text: a million records' rows cost a few microseconds each instead of a
+        # dozen.
         first, end = pages
         end_tid = None if end is None else f"({end},0)"
         bounds = (f"({first},0)", end_tid, end_tid)
@@ -1126,11 +1139,11 @@ class RegistryRepository:
             # Rows in chunks as the server sends them: it reads ahead while this process
             # parses (a server-side cursor computes the next batch only when asked, and
             # took twice as long to read them all).
-            with conn.cursor() as cursor:
+            with conn.cursor(binary=True) as cursor:
                 yield from cursor.stream(_PG_STREAM_FEATURES, bounds, size=batch)
             return
-        with conn.cursor(name="mdm_dedupe_read") as named:  # pragma: no cover - libpq < 17
-            named.itersize = batch
+        with conn.cursor(name="mdm_dedupe_read", binary=True) as named:  # pragma: no cover
+            named.itersize = batch  # libpq < 17
             named.execute(_PG_STREAM_FEATURES, bounds)
             yield from named
 

@@ -166,6 +166,51 @@ def concurrent_ingest(
           f"{stored} of {len(idle) + len(busy)} records stored")  # fmt: skip
 
 
+class _TreeMemory:
+    """The largest memory a process and its children held together, sampled in a thread:
+    the sum of their proportional set sizes, in which a page they share counts once (their
+    resident sizes would count a forked worker's shared pages in each process)."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.peak_mib = 0.0
+        self._pid = pid
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self, every: float) -> None:
+        while not self._done.wait(every):
+            total = sum(_pss_kib(pid) for pid in _tree(self._pid))
+            self.peak_mib = max(self.peak_mib, total / 1024)
+
+
+def _tree(pid: int) -> list[int]:
+    pids, k = [pid], 0
+    while k < len(pids):
+        try:
+            with open(f"/proc/{pids[k]}/task/{pids[k]}/children") as f:
+                pids.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass  # ended meanwhile
+        k += 1
+    return pids
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass  # ended meanwhile
+    return 0
+
+
 def online(
     persons: int,
     *,
@@ -196,12 +241,17 @@ def online(
          "--spark-conf", f"spark.sql.shuffle.partitions={partitions}"]
         if spark else []
     )  # fmt: skip
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "mdm.cli", "dedupe", "--report", report_file,
          "--chunk", str(chunk), "--workers", str(workers), *engine],
-        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    tree = _TreeMemory(process.pid) if not spark else None
+    if process.wait() != 0:
+        raise SystemExit(f"mdm dedupe exited with {process.returncode}")
     took = time.perf_counter() - started
+    if tree is not None:
+        tree.stop()
     with open(report_file) as f:
         report = json.load(f)
     os.unlink(report_file)
@@ -212,9 +262,12 @@ def online(
         print(f"  {stage['name']:8s} {stage['seconds']:7.2f} s  peak RSS "
               f"{stage['peak_rss_mib']:,.0f} MiB")  # fmt: skip
     print(
-        f"  {sum(s['seconds'] for s in report['stages']):.1f} s over the stages; scoring "
+        f"  {sum(s['seconds'] for s in report['stages']):.1f} s over the stages; worker "
         f"processes: peak RSS {report['workers_peak_rss_mib']:,.0f} MiB each at most"
     )
+    if tree is not None:
+        print(f"  the process and its workers together: peak {tree.peak_mib:,.0f} MiB "
+              "(proportional set sizes: shared pages counted once; every 0.1 s)")  # fmt: skip
     print(f"  {report['pairs_scored']:,} pairs scored, {report['clusters']:,} clusters "
           f"({report['incoherent_clusters']:,} incoherent), {report['merges']:,} merges, "
           f"{report['review_items']:,} review items ({report['skipped_open_reviews']:,} pairs "

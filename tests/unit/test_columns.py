@@ -50,6 +50,8 @@ def test_records_interned_in_batches_or_in_parts_give_the_same_columns(
         parts.append(part.interned())
     _same(FeatureColumns.from_interned(batched.interned(), KNOWN), whole)
     _same(FeatureColumns.from_interned(merged(parts), KNOWN), whole)
+    order = np.arange(len(records))[::-1].copy()
+    _same(FeatureColumns.from_interned(merged(parts), KNOWN, order), whole.take(order))
     for k, record in enumerate(records):
         assert whole.record(k) == record
 
