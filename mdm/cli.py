@@ -124,7 +124,7 @@ def dedupe(
         datetime | None,
         typer.Option(help="Only pairs with a person changed since (ISO 8601, UTC if no zone)"),
     ] = None,
-    chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 100,
+    chunk: Annotated[int, typer.Option(min=1, help="Clusters per transaction")] = 25,
     workers: Annotated[
         int, typer.Option(min=1, help="Processes that score the blocks and write the merges")
     ] = 2,

@@ -150,7 +150,7 @@ def dedupe(
     *,
     dry_run: bool = False,
     since: datetime | None = None,
-    chunk: int = 100,
+    chunk: int = 25,
     workers: int = 2,
     progress: Progress | None = None,
     decisions: dict[tuple[UUID, UUID], str] | None = None,

@@ -106,7 +106,7 @@ def _prewarm(registry: Registry) -> None:
 
 
 def concurrent_ingest(
-    template: str, records: int = 1800, nice: int = 10, chunk: int = 100, workers: int = 2
+    template: str, records: int = 1800, nice: int = 10, chunk: int = 25, workers: int = 2
 ) -> None:
     """One client ingesting records one at a time, idle and while a dedupe (its own
     process) is in its write stage: p50/p99, and every record stored."""
@@ -287,7 +287,7 @@ def main() -> None:
         "--no-concurrent", action="store_true", help="Skip the ingest latency measurement"
     )
     parser.add_argument("--nice", type=int, default=10, help="`mdm dedupe --nice` while ingesting")
-    parser.add_argument("--chunk", type=int, default=100, help="`mdm dedupe --chunk`")
+    parser.add_argument("--chunk", type=int, default=25, help="`mdm dedupe --chunk`")
     parser.add_argument("--workers", type=int, default=2, help="`mdm dedupe --workers`")
     parser.add_argument(
         "--spark", default=None, metavar="MASTER",
