@@ -199,14 +199,21 @@ class InternedFeatures:
         return len(self.scalars["source"])
 
     # Sent to another process with each vocabulary joined into one string: pickled one by
-    # one, a million strings took seconds. NUL separates them: no text column holds one.
+    # one, a million strings took seconds. NUL separates them (PostgreSQL's text holds
+    # none; a vocabulary with one goes as a list).
     def __getstate__(self) -> dict[str, Any]:
-        joined = {kind: (len(v), "\0".join(v)) for kind, v in self.vocabularies.items()}
+        joined: dict[str, tuple[int, str] | list[str]] = {}
+        for kind, values in self.vocabularies.items():
+            text = "\0".join(values)
+            clean = text.count("\0") == max(len(values) - 1, 0)
+            joined[kind] = (len(values), text) if clean else values
         return {"vocabularies": joined, "scalars": self.scalars, "sets": self.sets}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        vocabularies = {kind: text.split("\0") if n else [] for kind, (n, text) in
-                        state["vocabularies"].items()}  # fmt: skip
+        vocabularies = {
+            kind: _split(packed) if isinstance(packed, tuple) else packed
+            for kind, packed in state["vocabularies"].items()
+        }
         object.__setattr__(self, "vocabularies", vocabularies)
         object.__setattr__(self, "scalars", state["scalars"])
         object.__setattr__(self, "sets", state["sets"])
@@ -254,6 +261,11 @@ class Packed:
 
 
 _NO_ENDS = np.zeros(0, dtype=np.int64)
+
+
+def _split(packed: tuple[int, str]) -> list[str]:
+    count, text = packed
+    return text.split("\0") if count else []
 
 
 class _Vocabulary:

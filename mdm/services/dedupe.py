@@ -417,8 +417,12 @@ def _read(
             if k == 0:  # here, where the progress is shown
                 persons = repo.live_person_ids()
                 return persons, _read_part(repo, ranges, taken, documents, progress, 0, tick)
-            with registry.database.detached().uow(snapshot=snapshot) as own:
-                return None, _read_part(own.registry, ranges, taken, documents, progress, k)
+            database = registry.database.detached()
+            try:
+                with database.uow(snapshot=snapshot) as own:
+                    return None, _read_part(own.registry, ranges, taken, documents, progress, k)
+            finally:
+                database.dispose()
 
         results, peak = forked(read, workers if snapshot else 1)
         persons, _ = results[0]
@@ -514,7 +518,7 @@ def _read_part(
 def _place_key(source: str, source_id: str) -> bytes:
     """A record's key in (source, source_id) order by code point, as Python orders the
     pair, whatever the database's collation: UTF-8 bytes sort in code point order, and
-    NUL (which no text column holds) before any character."""
+    NUL, the least code point, ends the source (a source name holds none)."""
     return f"{source}\0{source_id}".encode()
 
 

@@ -3,6 +3,7 @@ merged afterwards, give the columns of the records interned at once."""
 
 from __future__ import annotations
 
+import pickle
 from itertools import pairwise
 
 import numpy as np
@@ -66,3 +67,18 @@ def test_documents_of_an_older_form_read_as_none() -> None:
     assert [columns.record(k).emails for k in range(2)] == [frozenset(), frozenset({"a@x.io"})]
     assert columns.record(1).family is None and columns.record(0).birth_date is None
     assert columns.given.tolist() == [columns.names.index("ana")] * 2
+
+
+def test_interned_features_survive_pickling_whatever_their_values() -> None:
+    # Sent between processes with each vocabulary joined by NUL; one holding a NUL (SQLite
+    # text may) goes as a list.
+    interner = FeatureInterner()
+    interner.add_documents(
+        [{"source": "crm", "given": "ana", "emails": ["a\x00b@x.io", "c@x.io"]},
+         {"source": "crm", "given": "", "family": "lee"}]
+    )  # fmt: skip
+    interned = interner.interned()
+    again = pickle.loads(pickle.dumps(interned))
+    assert again.vocabularies == interned.vocabularies
+    assert again.vocabularies["phone"] == [] and again.vocabularies["email"][0] == "a\x00b@x.io"
+    _same(FeatureColumns.from_interned(again, KNOWN), FeatureColumns.from_interned(interned, KNOWN))
