@@ -195,9 +195,6 @@ class InternedFeatures:
     scalars: dict[str, np.ndarray]  # per scalar field, an id per record
     sets: dict[str, tuple[np.ndarray, np.ndarray]]  # per set field, (sizes, ids one after another)
 
-    def __len__(self) -> int:
-        return len(self.scalars["source"])
-
     # Sent to another process with each vocabulary joined into one string: pickled one by
     # one, a million strings took seconds. NUL separates them (PostgreSQL's text holds
     # none; a vocabulary with one goes as a list).
@@ -249,15 +246,15 @@ class Packed:
         return [blob[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
     def fixed_width(self, width: int) -> np.ndarray:
-        """The strings as numpy byte strings of `width` bytes (cut there; NUL-padded),
-        which numpy sorts as bytes."""
+        """The strings as numpy byte strings of `width` (at least 1) bytes (cut there;
+        NUL-padded), which numpy sorts as bytes."""
         lengths, flat = self.lengths(), np.frombuffer(self.blob, dtype=np.uint8)
         starts = self.ends - lengths
         out = np.zeros((len(self), width), dtype=np.uint8)
         for j in range(width):  # a column at a time: memory for one, not for every byte
             has = np.flatnonzero(lengths > j)
             out[has, j] = flat[starts[has] + j]
-        return out.view(f"S{width}").ravel() if width else np.zeros(len(self), dtype="S1")
+        return out.view(f"S{width}").ravel()
 
 
 _NO_ENDS = np.zeros(0, dtype=np.int64)
