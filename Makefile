@@ -44,8 +44,11 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.bench_webhooks
 	$(BIN)/python -m tests.bench.bench_trust
 	$(BIN)/python -m tests.bench.bench_dedupe
-	$(BIN)/python -m tests.bench.bench_dedupe --online 100000
 	$(BIN)/python -m tests.bench.bench_dedupe --reuse-seed --kills 0 --no-concurrent --spark 'local[2]'
+	$(BIN)/python -m tests.bench.bench_dedupe --online 100000
+	$(BIN)/python -m tests.bench.bench_dedupe --online 100000 --kills 0 --no-concurrent --spark 'local[2]'
+	$(BIN)/python -m tests.bench.bench_dedupe --online 1000000 --kills 0 --no-concurrent
+	$(BIN)/python -m tests.bench.bench_dedupe --online 1000000 --kills 0 --no-concurrent --spark 'local[2]'
 	$(BIN)/python -m tests.bench.bench_spark --records 1000000
 
 # The long reliability runs: PostgreSQL restarted under load, 10 shuffled orders of 5,000

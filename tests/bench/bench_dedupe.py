@@ -6,13 +6,14 @@ database, copied for each run (`CREATE DATABASE ... TEMPLATE`). Measured: `dedup
 to end (read, block, score, decide, cluster, write) with its time and peak memory per
 stage; precision and recall of the resulting partition against the generator's truth;
 runs SIGKILLed at random points of the write stage then run again, whose final
-partition must equal the uninterrupted run's; and an ingest's latency while a dedupe
-writes, against its idle latency.
+partition must equal the uninterrupted run's; an ingest's latency while a dedupe runs,
+against its idle latency; with `--spark`, whether the Spark engine decides alike.
 
-`--online N`: the nightly run a registry meets in production instead, one built by the
-online path (the ingest bench's seed of N persons, about 1.45 records each, every record
-matched as it arrived): `mdm dedupe` in a process of its own, which finds what the online
-path could not see when the records came in.
+`--online N`: the same on the registry the nightly run meets in production, one built by
+the online path (the ingest bench's seed of N persons, about 1.45 records each, every
+record matched as it arrived), where the job finds what the online path could not see
+when the records came in; first `mdm dedupe` in a process of its own, timed from its start
+to its exit with the memory of its workers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from itertools import islice
 from uuid import UUID
 
 from sqlalchemy import create_engine, func, select, text
@@ -42,7 +45,7 @@ from mdm.services.dedupe import dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
 from mdm.store.tables import SourceRecordRow
-from tests.bench.bench_ingest import RECORDS_PER_PERSON, build_seed, prewarm
+from tests.bench.bench_ingest import RECORDS_PER_PERSON, _stream, build_seed, prewarm
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
 from tests.bench.eval_matching import open_match_items
 from tests.databases import copy_database
@@ -106,30 +109,32 @@ def _prewarm(registry: Registry) -> None:
 
 
 def concurrent_ingest(
-    template: str, records: int = 1800, nice: int = 10, chunk: int = 25, workers: int = 2
+    template: str, idle_records: int = 600, nice: int = 10, chunk: int = 25, workers: int = 2
 ) -> None:
-    """One client ingesting records one at a time, idle and while a dedupe (its own
-    process) is in its write stage: p50/p99, and every record stored."""
+    """One client ingesting records one at a time, idle and then for as long as a dedupe
+    (its own process) runs: p50/p99 over the run and within each of its stages, and every
+    record stored."""
     url = _copy(template, "mdm_bench_dedupe")
     registry = Registry.from_settings(load_settings(database_url=url))
-    live: list[IncomingRecord] = []
-    for g in generate(records + 600, seed=777):
-        record = IncomingRecord(g.source, "live-" + g.source_id, g.data)
-        try:
-            prepare(registry, record)
-        except InvalidRecord:
-            continue
-        live.append(record)
 
-    def timed(batch: list[IncomingRecord]) -> list[float]:
-        out = []
-        for record in batch:
-            started = time.perf_counter()
-            ingest_many(registry, [record], actor="live")
-            out.append((time.perf_counter() - started) * 1000)
-        return sorted(out)
+    def live() -> Iterator[IncomingRecord]:
+        # Drawn as needed: a run of a million persons outlasts thousands of ingests.
+        for g in generate(10_000_000, seed=777):
+            record = IncomingRecord(g.source, "live-" + g.source_id, g.data)
+            try:
+                prepare(registry, record)
+            except InvalidRecord:
+                continue
+            yield record
 
-    idle = timed(live[:600])
+    records = live()
+
+    def timed(record: IncomingRecord) -> float:
+        started = time.perf_counter()
+        ingest_many(registry, [record], actor="live")
+        return (time.perf_counter() - started) * 1000
+
+    idle = sorted(timed(record) for record in islice(records, idle_records))
     env = {**os.environ, "MDM_DATABASE_URL": url}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mdm.cli", "dedupe", "--nice", str(nice), "--chunk", str(chunk),
@@ -137,20 +142,27 @@ def concurrent_ingest(
         env=env, text=True,
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    assert proc.stderr is not None
-    writing = threading.Event()
+    stage = ["start"]  # the stage of the run's last progress line
 
     def watch() -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
-            if line.startswith("dedupe write"):
-                writing.set()
-        writing.set()
+            if line.startswith("dedupe "):
+                stage[0] = line.split()[1]
 
-    threading.Thread(target=watch, daemon=True).start()
-    writing.wait()
-    busy = timed(live[600 : 600 + records])
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    by_stage: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        if proc.poll() is not None:
+            break
+        now = stage[0]
+        by_stage[now].append(timed(record))
     proc.wait()
+    watcher.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"mdm dedupe exited with {proc.returncode}")
+    busy = sorted(ms for values in by_stage.values() for ms in values)
     with registry.database.engine.connect() as conn:
         stored = conn.scalar(select(func.count()).where(SourceRecordRow.source_id.like("live-%")))
     registry.close()
@@ -159,11 +171,15 @@ def concurrent_ingest(
         return values[max(int(q * len(values)) - 1, 0)]
 
     ratio = p(busy, 0.99) / p(idle, 0.99)
-    print(f"ingest during the write stage (dedupe at nice {nice}): idle p50 "
-          f"{p(idle, 0.5):.1f} / p99 {p(idle, 0.99):.1f} ms; busy p50 {p(busy, 0.5):.1f} / "
-          f"p99 {p(busy, 0.99):.1f} ms "
+    print(f"ingest while the dedupe runs (dedupe at nice {nice}, {workers} workers): idle p50 "
+          f"{p(idle, 0.5):.1f} / p99 {p(idle, 0.99):.1f} ms; busy ({len(busy):,} ingests) p50 "
+          f"{p(busy, 0.5):.1f} / p99 {p(busy, 0.99):.1f} ms "
           f"({ratio:.1f}x, {'meets' if ratio <= 3 else 'MISSES'} the 3x bar); "
-          f"{stored} of {len(idle) + len(busy)} records stored")  # fmt: skip
+          f"{stored:,} of {len(idle) + len(busy):,} records stored")  # fmt: skip
+    for name, values in by_stage.items():
+        values.sort()
+        print(f"  during {name:8s} {len(values):6,} ingests, p50 {p(values, 0.5):5.1f} / "
+              f"p99 {p(values, 0.99):5.1f} ms")  # fmt: skip
 
 
 class _TreeMemory:
@@ -211,8 +227,22 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
+def online_seed(persons: int) -> tuple[str, dict[tuple[str, str], str]]:
+    """The ingest bench's seed of `persons` persons, built by the online path when missing
+    (set-up), and the generator's truth for its records."""
+    seed_db = f"{make_url(BENCH_URL).database}_seed_{persons}"
+    preload = int(persons * RECORDS_PER_PERSON)
+    with _admin().connect() as conn:
+        found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": seed_db})
+    if not found:
+        print(f"set-up: building {seed_db} through the online path", flush=True)
+        build_seed(seed_db, persons, preload)
+    truth = {(g.source, g.source_id): g.truth for g in islice(_stream(preload), preload)}
+    return seed_db, truth
+
+
 def online(
-    persons: int,
+    template: str,
     *,
     chunk: int,
     workers: int,
@@ -220,16 +250,10 @@ def online(
     memory: str = "6g",
     partitions: int = 16,
 ) -> None:
-    """`mdm dedupe` on a copy of a registry built by the online path (set-up: the ingest
-    bench's seed, built when missing), in its own process as the nightly job runs; with
-    `spark`, the Spark engine on that master."""
-    seed_db = f"{make_url(BENCH_URL).database}_seed_{persons}"
-    with _admin().connect() as conn:
-        found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": seed_db})
-    if not found:
-        print(f"set-up: building {seed_db} through the online path", flush=True)
-        build_seed(seed_db, persons, int(persons * RECORDS_PER_PERSON))
-    url = _copy(seed_db, "mdm_bench_dedupe")
+    """`mdm dedupe` on a copy of a registry built by the online path, in its own process
+    as the nightly job runs: from its start to its exit, with the memory of the run and
+    its workers; with `spark`, the Spark engine on that master."""
+    url = _copy(template, "mdm_bench_dedupe")
     with create_engine(url).connect() as conn:
         prewarm(conn)
         conn.commit()
@@ -305,10 +329,11 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")  # fmt: skip
     if args.online:
-        online(args.online, chunk=args.chunk, workers=args.workers, spark=args.spark,
+        template, truth = online_seed(args.online)
+        online(template, chunk=args.chunk, workers=args.workers, spark=args.spark,
                memory=args.spark_memory, partitions=args.spark_partitions)  # fmt: skip
-        return
-    template, truth = seed(args.records, reuse=args.reuse_seed)
+    else:
+        template, truth = seed(args.records, reuse=args.reuse_seed)
 
     if args.spark_only:
         compare_spark(template, args.spark or "local[2]", None, None, args.spark_memory,
@@ -328,7 +353,7 @@ def main() -> None:
         humans[human].add(key)
     found, true = record_pairs(expected), record_pairs({frozenset(m) for m in humans.values()})
     hits = len(found & true)
-    print(f"dedupe of {report.persons:,} persons: {took:.1f} s end to end")
+    print(f"dedupe of {report.persons:,} persons: {took:.1f} s end to end, in this process")
     for stage in report.stages:
         print(f"  {stage.name:8s} {stage.seconds:7.2f} s  peak RSS {stage.peak_rss_mib:,.0f} MiB")
     if report.workers_peak_rss_mib:
