@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -23,6 +24,11 @@ from mdm.services.context import Registry
 from mdm.store.db import make_engine
 from mdm.store.migrate import upgrade
 from mdm.store.tables import Base
+
+# No per-example deadline: the properties are about results, and a loaded machine (a bench
+# or a build beside the suite) once pushed a 1 ms example of a pure function past 200 ms.
+settings.register_profile("mdm", deadline=None)
+settings.load_profile("mdm")
 
 ADMIN_KEY = "test-admin-key"
 # Keys for the whole test session, and for the servers and workers the tests start.
