@@ -125,6 +125,33 @@ def test_a_changed_family_name_and_a_shared_birthday_never_auto_merge() -> None:
     assert "name_partly_agrees_birth_date_only" in d.guards
 
 
+def test_a_given_name_and_a_birthday_under_another_family_name_are_not_queued() -> None:
+    # At a million persons such pairs are namesakes 25 times out of 26.
+    d = decide_pair(
+        {"given_name": "Amanda", "family_name": "Selell", "birth_date": "1992-02-24",
+         "email": "a1@example.com"},
+        {"given_name": "Amanda", "family_name": "Bennett", "birth_date": "1992-02-24",
+         "email": "a2@example.com"},
+    )  # fmt: skip
+    assert d.best is not None and d.best.score.level("name") == "family_changed"
+    assert d.confidence >= Thresholds().review
+    assert d.outcome == Outcome.CREATE
+    assert d.review_with == ()
+    assert "name_partly_agrees_birth_date_only" in d.guards
+
+
+def test_a_birthday_and_a_family_name_with_another_given_name_still_go_to_review() -> None:
+    # A garbled given name: one family, one birthday, rarely two strangers.
+    d = decide_pair(
+        {"given_name": "Jxqwy", "family_name": "Selell", "birth_date": "1992-02-24",
+         "email": "j1@example.com"},
+        {"given_name": "Jennifer", "family_name": "Selell", "birth_date": "1992-02-24",
+         "email": "j2@example.com"},
+    )  # fmt: skip
+    assert d.best is not None and d.best.score.level("name") == "given_mismatch"
+    assert d.outcome == Outcome.REVIEW, d.explanation()
+
+
 def test_relatives_sharing_a_phone_and_a_birthday_are_not_merged() -> None:
     # Twins: one family name, one birthday, one landline.
     d = decide_pair(
