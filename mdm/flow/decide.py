@@ -127,10 +127,10 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds) -> Decision:
         # A changed family name and a shared birthday is also what two namesakes look like:
         # a married name is confirmed by a shared contact point or identifier.
         guards.append("name_partly_agrees_birth_date_only")
-    # Namesakes sharing a birthday grow with the square of the registry, married names only
-    # with its size: on a million generator persons, 3.7% of the review items asking about
-    # a given name and a birthday under another family name were one human (27% at 100k).
-    # Without a shared contact point or identifier, they are not put to a steward.
+    # Pairs of namesakes sharing a birthday grow with the square of the registry, married
+    # names only with its size: on a million generator persons, 3.7% of the review items
+    # asking about a given name and a birthday under another family name were one human
+    # (27% at 100k). Without a shared contact point or identifier, no steward is asked.
     unqueued = (
         "name_partly_agrees_birth_date_only" in guards
         and best.score.level("name") == "family_changed"
