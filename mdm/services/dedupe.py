@@ -441,14 +441,15 @@ def _read(
     # Grouped by person, in (source, source_id) order within each: a stable sort of the
     # records taken in that order. A record's place is its rank in that order.
     grouped = np.argsort(owner[by_place], kind="stable")
-    order = kept[by_place[grouped]]
+    in_order = by_place[grouped]  # indexes into `kept`
+    order = kept[in_order]
     data = _Registry()
     data.ids = PersonIds(ids[numbered])
     data.updated = updated[numbered]
     del ids, updated
     counts = np.bincount(owner, minlength=len(numbered))
     data.start = (np.cumsum(counts) - counts).tolist()
-    data.owner = owner[by_place[grouped]].tolist()
+    data.owner = owner[in_order].tolist()
     data.places = grouped.astype(np.int64)
     features = merged([p.features for p in read_parts])
     data.columns = FeatureColumns.from_interned(features, known_given, order)

@@ -1096,7 +1096,7 @@ class RegistryRepository:
         """The registry's records in up to `parts` shares for `stream_match_features`,
         each for a connection of its own sharing this one's snapshot (`export_snapshot`):
         ranges of the table's pages on PostgreSQL, the whole registry elsewhere."""
-        if self.dialect != "postgresql":
+        if self.dialect != "postgresql" or parts == 1:
             return [None]
         cursor = driver_connection(self.conn).execute(_PG_PAGES)
         pages = int(cursor.fetchone()[0])  # type: ignore[index]

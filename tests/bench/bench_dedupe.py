@@ -45,7 +45,7 @@ from mdm.services.dedupe import dedupe
 from mdm.services.ingest import ingest_many, load_unmatched
 from mdm.services.sources import prepare
 from mdm.store.tables import SourceRecordRow
-from tests.bench.bench_ingest import RECORDS_PER_PERSON, _stream, build_seed, prewarm
+from tests.bench.bench_ingest import RECORDS_PER_PERSON, build_seed, prewarm, seed_stream
 from tests.bench.bench_webhooks import BENCH_URL, fresh_database
 from tests.bench.eval_matching import open_match_items
 from tests.databases import copy_database
@@ -237,7 +237,7 @@ def online_seed(persons: int) -> tuple[str, dict[tuple[str, str], str]]:
     if not found:
         print(f"set-up: building {seed_db} through the online path", flush=True)
         build_seed(seed_db, persons, preload)
-    truth = {(g.source, g.source_id): g.truth for g in islice(_stream(preload), preload)}
+    truth = {(g.source, g.source_id): g.truth for g in islice(seed_stream(preload), preload)}
     return seed_db, truth
 
 

@@ -84,7 +84,7 @@ def _incoming(g: GeneratedRecord) -> IncomingRecord:
     return IncomingRecord(g.source, g.source_id, g.data, parse_timestamp(g.updated_at))
 
 
-def _stream(preload: int) -> Iterator[GeneratedRecord]:
+def seed_stream(preload: int) -> Iterator[GeneratedRecord]:
     """One stream for set-up and measurement: the generator's output depends on its length,
     so the preloaded records and the measured ones must come from the same call."""
     return generate(preload + MEASURED_MAX, seed=SEED)
@@ -111,7 +111,7 @@ def build_seed(seed_db: str, persons: int, preload_records: int, *, resume: bool
     registry = Registry.from_settings(Settings(database_url=_url_for(seed_db)))
     upgrade(registry.database.engine)
     started = time.perf_counter()
-    stream = islice(_stream(preload_records), done, preload_records)
+    stream = islice(seed_stream(preload_records), done, preload_records)
     first = done
     for n, chunk in enumerate(iter(lambda: list(islice(stream, 1000)), []), 1):
         ingest_many(registry, [_incoming(g) for g in chunk], actor="bench")
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     # The records after the preloaded ones: new humans and more records of known ones.
     if measured > MEASURED_MAX:
         raise SystemExit(f"at most {MEASURED_MAX:,} measured records")
-    tail = list(islice(_stream(preload), preload, preload + measured))
+    tail = list(islice(seed_stream(preload), preload, preload + measured))
     sequential = tail[: args.sequential]
     concurrent = tail[args.sequential : args.sequential + args.concurrent]
     batch = tail[args.sequential + args.concurrent :]
